@@ -1,0 +1,64 @@
+"""Train GPND's adversarial autoencoder on the inlier classes of one fold.
+
+Usage (one model; the Testing_train_* drivers loop over folds and inlier sets):
+
+    python train_AAE.py --config configs/mnist.yaml --fold 0 --classes 3
+"""
+
+import argparse
+import logging
+import os
+
+from utils.config import load_config
+from utils.folds import load_protocol, training_inliers
+from utils.runtime import apply_threads, model_paths, run_dir, select_device, setup_logging, task_seed
+from utils.training import train_model
+
+logger = logging.getLogger(__name__)
+
+
+def train(folding_id, inliner_classes, ic, cfg):
+    """Train encoder, decoder and both discriminators on fold ``folding_id``'s inliers.
+
+    ``inliner_classes`` are the inlier labels and ``ic`` the index of the inlier set, used in
+    file names. A run whose model files exist is skipped unless RUN.FORCE is set; an interrupted
+    run resumes from its last complete epoch. Returns the folder of the run.
+    """
+    output_dir = run_dir(cfg, folding_id, ic)
+    model_files = model_paths(cfg, folding_id, ic)
+    if all(os.path.exists(path) for path in model_files) and not cfg.RUN.FORCE:
+        logger.info("Fold %d, inlier set %d %s: model exists in %s, skipping (RUN.FORCE=true retrains)",
+                    folding_id, ic, inliner_classes, output_dir)
+        return output_dir
+
+    apply_threads(cfg)
+    device = select_device(cfg.RUN.DEVICE)
+    train_split, _, _ = load_protocol(cfg, folding_id)
+    images = training_inliers(train_split, inliner_classes, f"{cfg.DATASET.NAME} fold {folding_id}")
+    logger.info("Training fold %d, inlier set %d %s on %d images, device %s",
+                folding_id, ic, inliner_classes, len(images), device)
+
+    seed = task_seed(cfg.TRAIN.SEED, folding_id, ic)
+    train_model(cfg, images, output_dir, model_files, seed, device)
+    return output_dir
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/mnist.yaml", help="dataset YAML file")
+    parser.add_argument("--fold", type=int, default=0, help="test fold index")
+    parser.add_argument("--classes", type=int, nargs="+", required=True, help="inlier class labels")
+    parser.add_argument("--ic", type=int, default=None,
+                        help="inlier-set index used in file names (default: the first class)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. --set TRAIN.EPOCH_COUNT=20 (repeatable)")
+    args = parser.parse_args()
+
+    setup_logging()
+    cfg = load_config(args.config, args.overrides + [f"RUN.FOLDS=[{args.fold}]", f"RUN.INLIER_SETS=[{args.classes}]"])
+    ic = args.classes[0] if args.ic is None else args.ic
+    train(args.fold, args.classes, ic, cfg)
+
+
+if __name__ == "__main__":
+    main()

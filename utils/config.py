@@ -1,0 +1,299 @@
+"""Configuration: one schema of defaults, merged with a dataset YAML file and then the command line.
+
+Every key that a run can use is declared in ``DEFAULTS`` below, with its default value, which
+also fixes its type. Loading is strict: an unknown key (with the closest known key suggested),
+a value of the wrong type or an invalid value raises ``ConfigError`` before any work starts, and
+the message names the key, the value, the file and the valid choices.
+"""
+
+import copy
+import difflib
+import logging
+import os
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The defaults follow the published GPND MNIST setup (latent size 16, 80 epochs, batch 128,
+# Adam with lr 0.002 and betas 0.5/0.999, lr divided by 4 every 30 epochs, mul 0.2), except
+# the network, which is the lighter one chosen by measurement (docs/BENCHMARKS.md).
+DEFAULTS = {
+    "DATASET": {
+        # Short name used in file names and in the results table.
+        "NAME": "mnist",
+        # Folder of the fold files; relative paths are taken from the repository root.
+        "PATH": "data/mnist",
+        # Folder with the raw data set files; empty means "download or use a known location".
+        "SOURCE": "",
+        # Folder that downloads are cached in; relative to the repository root.
+        "CACHE": "cache",
+        "TOTAL_CLASS_COUNT": 10,
+        "FOLDS_COUNT": 5,
+        # Seed of the shuffle before the per-class split into folds.
+        "SEED": 0,
+    },
+    "MODEL": {
+        # "light": first layer WIDTH channels, doubling per layer. "gpnd": the published
+        # network, whose layer widths are fixed multiples of WIDTH (128 in the paper).
+        "ARCH": "light",
+        "WIDTH": 32,
+        "LATENT_SIZE": 16,
+        "INPUT_IMAGE_SIZE": 32,
+        "INPUT_IMAGE_CHANNELS": 1,
+    },
+    "TRAIN": {
+        "EPOCH_COUNT": 80,
+        "BATCH_SIZE": 128,
+        "BASE_LEARNING_RATE": 0.002,
+        "ADAM_BETA1": 0.5,
+        "ADAM_BETA2": 0.999,
+        # The learning rate of every optimiser is divided by LR_DECAY_FACTOR every
+        # LR_DECAY_EPOCHS epochs.
+        "LR_DECAY_EPOCHS": 30,
+        "LR_DECAY_FACTOR": 4.0,
+        # Weights of the two terms of the encoder+decoder update.
+        "RECONSTRUCTION_WEIGHT": 2.0,
+        "LATENT_ADVERSARIAL_WEIGHT": 1.0,
+        "SEED": 0,
+        # Save reconstruction and sample grids every this many epochs (and after the last).
+        "IMAGE_GRID_EVERY": 10,
+    },
+    "TEST": {
+        "BATCH_SIZE": 1024,
+        "HISTOGRAM_BINS": 30,
+        # Scale of the reconstruction-distance dimension count, N = (D - latent size) * MUL.
+        "MUL": 0.2,
+        "USE_LATENT_TERM": True,
+        "USE_RECONSTRUCTION_TERM": True,
+        "USE_JACOBIAN_TERM": True,
+        "PERCENTAGES": [10, 20, 30, 40, 50],
+        # Seed of the generator that builds the outlier-percentage sets.
+        "SEED": 0,
+    },
+    "RUN": {
+        # "auto" takes CUDA when it is available, else the CPU.
+        "DEVICE": "auto",
+        # Root of the results tree; relative paths are taken from the repository root.
+        "OUTPUT_DIR": "results",
+        # Folds and inlier sets to run; an empty INLIER_SETS means every single class.
+        "FOLDS": [0, 1, 2, 3, 4],
+        "INLIER_SETS": [],
+        # Retrain or rescore even when the model or the result already exists.
+        "FORCE": False,
+        # 0 keeps torch's default thread count.
+        "THREADS": 0,
+        "PROGRESS_BAR": True,
+    },
+}
+
+VALID_CHOICES = {
+    "MODEL.ARCH": ["light", "gpnd"],
+    "MODEL.INPUT_IMAGE_SIZE": [32, 64],
+    "MODEL.INPUT_IMAGE_CHANNELS": [1, 3],
+    "RUN.DEVICE": ["auto", "cpu", "cuda"],
+}
+
+
+class ConfigError(ValueError):
+    """Invalid configuration: unknown key, wrong type or invalid value."""
+
+
+class Config(dict):
+    """Nested dictionary whose keys can also be read as attributes (``cfg.MODEL.WIDTH``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError as error:
+            raise AttributeError(name) from error
+
+    def to_dict(self):
+        """Return a plain nested ``dict`` copy, for YAML and JSON output."""
+        return {key: value.to_dict() if isinstance(value, Config) else copy.deepcopy(value)
+                for key, value in self.items()}
+
+
+def _to_config(tree):
+    return Config({key: _to_config(value) if isinstance(value, dict) else value
+                   for key, value in tree.items()})
+
+
+def _flat_keys(tree, prefix=""):
+    keys = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            keys += _flat_keys(value, prefix + key + ".")
+        else:
+            keys.append(prefix + key)
+    return keys
+
+
+def _check_type(key, value, default, source):
+    """Return ``value`` converted to the type of ``default``, or raise ConfigError."""
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        return value
+    if expected is int and isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+    if not isinstance(value, expected):
+        raise ConfigError(f"{source}: {key} must be of type {expected.__name__}, got {value!r} "
+                          f"({type(value).__name__})")
+    return value
+
+
+def _merge(target, updates, defaults, source, prefix=""):
+    """Merge ``updates`` into ``target`` in place, checking every key against ``defaults``."""
+    for key, value in updates.items():
+        full_key = prefix + str(key)
+        if key not in defaults:
+            known = [prefix + name for name in defaults]
+            close = difflib.get_close_matches(full_key, known, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(known)}"
+            raise ConfigError(f"{source}: unknown key {full_key}{hint}")
+        if isinstance(defaults[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {full_key} must be a section (mapping), got {value!r}")
+            _merge(target[key], value, defaults[key], source, full_key + ".")
+        else:
+            target[key] = _check_type(full_key, value, defaults[key], source)
+
+
+def parse_override(text):
+    """Parse one ``KEY.SUB=VALUE`` command-line override into a nested dictionary."""
+    if "=" not in text:
+        raise ConfigError(f"command line: override {text!r} must look like SECTION.KEY=VALUE")
+    path, raw_value = text.split("=", 1)
+    value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+    tree = value
+    for part in reversed(path.strip().split(".")):
+        tree = {part: tree}
+    return tree
+
+
+def resolve_path(path):
+    """Return ``path`` made absolute, taking relative paths from the repository root."""
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
+
+
+def load_config(path=None, overrides=()):
+    """Load the defaults, merge the YAML file at ``path`` and then ``overrides``, and validate.
+
+    ``overrides`` are nested dictionaries (see ``parse_override``) or ``KEY=VALUE`` strings.
+    Raises ConfigError naming the key, value and file for anything invalid.
+    """
+    tree = copy.deepcopy(DEFAULTS)
+    source = "defaults"
+    if path is not None:
+        source = path
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file {path} not found; pass an existing YAML file such as "
+                              f"configs/mnist.yaml")
+        with open(path, encoding="utf-8") as stream:
+            try:
+                loaded = yaml.safe_load(stream) or {}
+            except yaml.YAMLError as error:
+                raise ConfigError(f"{path}: invalid YAML: {error}") from error
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections, got {loaded!r}")
+        _merge(tree, loaded, DEFAULTS, path)
+
+    for override in overrides:
+        if isinstance(override, str):
+            override = parse_override(override)
+        _merge(tree, override, DEFAULTS, "command line")
+
+    cfg = _to_config(tree)
+    validate_config(cfg, source)
+    return cfg
+
+
+def _fail(source, key, value, expected):
+    raise ConfigError(f"{source}: invalid {key} = {value!r}; expected {expected}")
+
+
+def validate_config(cfg, source="config"):
+    """Raise ConfigError for values that have the right type but are out of range."""
+    for key, choices in VALID_CHOICES.items():
+        section, name = key.split(".")
+        if cfg[section][name] not in choices:
+            _fail(source, key, cfg[section][name], f"one of {choices}")
+
+    positive_ints = ["DATASET.TOTAL_CLASS_COUNT", "MODEL.WIDTH", "MODEL.LATENT_SIZE",
+                     "TRAIN.EPOCH_COUNT", "TRAIN.BATCH_SIZE", "TRAIN.LR_DECAY_EPOCHS",
+                     "TRAIN.IMAGE_GRID_EVERY", "TEST.BATCH_SIZE", "TEST.HISTOGRAM_BINS"]
+    for key in positive_ints:
+        section, name = key.split(".")
+        if cfg[section][name] < 1:
+            _fail(source, key, cfg[section][name], "an integer of at least 1")
+    if cfg.DATASET.FOLDS_COUNT < 3:
+        # Each fold needs a distinct test fold, validation fold and at least one training fold.
+        _fail(source, "DATASET.FOLDS_COUNT", cfg.DATASET.FOLDS_COUNT, "an integer of at least 3")
+    if cfg.MODEL.ARCH == "gpnd" and cfg.MODEL.WIDTH % 2:
+        _fail(source, "MODEL.WIDTH", cfg.MODEL.WIDTH, "an even number for ARCH gpnd (its first layer has WIDTH/2 channels)")
+
+    positive_floats = ["TRAIN.BASE_LEARNING_RATE", "TRAIN.LR_DECAY_FACTOR", "TEST.MUL"]
+    for key in positive_floats:
+        section, name = key.split(".")
+        if not cfg[section][name] > 0:
+            _fail(source, key, cfg[section][name], "a number greater than 0")
+    for key in ["TRAIN.ADAM_BETA1", "TRAIN.ADAM_BETA2"]:
+        section, name = key.split(".")
+        if not 0 <= cfg[section][name] < 1:
+            _fail(source, key, cfg[section][name], "a number in [0, 1)")
+    for key in ["TRAIN.RECONSTRUCTION_WEIGHT", "TRAIN.LATENT_ADVERSARIAL_WEIGHT"]:
+        section, name = key.split(".")
+        if cfg[section][name] < 0:
+            _fail(source, key, cfg[section][name], "a number of at least 0")
+    if cfg.RUN.THREADS < 0:
+        _fail(source, "RUN.THREADS", cfg.RUN.THREADS, "0 (torch's default) or a positive thread count")
+
+    if not (cfg.TEST.USE_LATENT_TERM or cfg.TEST.USE_RECONSTRUCTION_TERM or cfg.TEST.USE_JACOBIAN_TERM):
+        _fail(source, "TEST.USE_*_TERM", False, "at least one score term switched on")
+
+    percentages = cfg.TEST.PERCENTAGES
+    if not percentages:
+        _fail(source, "TEST.PERCENTAGES", percentages, "a non-empty list of outlier percentages")
+    for percentage in percentages:
+        if isinstance(percentage, bool) or not isinstance(percentage, (int, float)) or not 0 < percentage < 100:
+            _fail(source, "TEST.PERCENTAGES", percentage, "numbers strictly between 0 and 100")
+    if len(set(percentages)) != len(percentages):
+        _fail(source, "TEST.PERCENTAGES", percentages, "no repeated percentage")
+
+    folds = cfg.RUN.FOLDS
+    for fold in folds:
+        if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < cfg.DATASET.FOLDS_COUNT:
+            _fail(source, "RUN.FOLDS", fold, f"fold indices in 0..{cfg.DATASET.FOLDS_COUNT - 1}")
+    if len(set(folds)) != len(folds):
+        _fail(source, "RUN.FOLDS", folds, "no repeated fold")
+
+    for inlier_set in cfg.RUN.INLIER_SETS:
+        if not isinstance(inlier_set, list) or not inlier_set:
+            _fail(source, "RUN.INLIER_SETS", inlier_set, "a list of non-empty class lists, e.g. [[0], [1, 7]]")
+        for label in inlier_set:
+            if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < cfg.DATASET.TOTAL_CLASS_COUNT:
+                _fail(source, "RUN.INLIER_SETS", label,
+                      f"class labels in 0..{cfg.DATASET.TOTAL_CLASS_COUNT - 1}")
+        if len(set(inlier_set)) != len(inlier_set):
+            _fail(source, "RUN.INLIER_SETS", inlier_set, "no repeated class inside an inlier set")
+        if len(inlier_set) >= cfg.DATASET.TOTAL_CLASS_COUNT:
+            _fail(source, "RUN.INLIER_SETS", inlier_set, "at least one class left out as outlier")
+
+
+def inlier_sets(cfg):
+    """Return the inlier class lists to run: RUN.INLIER_SETS, or every single class."""
+    if cfg.RUN.INLIER_SETS:
+        return [list(inlier_set) for inlier_set in cfg.RUN.INLIER_SETS]
+    return [[label] for label in range(cfg.DATASET.TOTAL_CLASS_COUNT)]
+
+
+def config_to_yaml(cfg):
+    """Return the resolved config as YAML text, saved next to every model and result."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

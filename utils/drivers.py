@@ -1,0 +1,167 @@
+"""Command-line drivers behind the thin ``Testing_train_<dataset>.py`` / ``Testing_test_<dataset>.py`` scripts.
+
+A driver expands the config's folds (RUN.FOLDS) and inlier sets (RUN.INLIER_SETS) into a list of
+tasks with stable ids ``f<fold>-ic<inlier set index>`` and runs them: all of them, a chosen
+subset (``--task``), one shard of them (``--shard I/N``, or the SLURM array variables), never
+prompting. A failed task is reported with its id at the end while the others still run; the exit
+status is 1 if any task failed.
+"""
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+
+from utils.config import ConfigError, inlier_sets, load_config, resolve_path
+from utils.fileio import read_csv_rows
+from utils.results import format_per_class_table, format_summary_table
+from utils.runtime import results_csv_path, setup_logging
+
+logger = logging.getLogger(__name__)
+
+
+class Task:
+    """One (fold, inlier set) pair of the experiment grid."""
+
+    def __init__(self, fold, ic, classes):
+        self.fold = fold
+        self.ic = ic
+        self.classes = classes
+
+    @property
+    def task_id(self):
+        return f"f{self.fold}-ic{self.ic}"
+
+    def __repr__(self):
+        return f"{self.task_id} (fold {self.fold}, inliers {self.classes})"
+
+
+def build_tasks(cfg):
+    """Return the grid of tasks of ``cfg``: every fold of RUN.FOLDS times every inlier set."""
+    sets = inlier_sets(cfg)
+    return [Task(fold, ic, classes) for fold in cfg.RUN.FOLDS for ic, classes in enumerate(sets)]
+
+
+def select_shard(tasks, shard):
+    """Return the tasks of shard ``I/N`` (0-based I): every N-th task starting at I."""
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError as error:
+        raise ConfigError(f"--shard {shard!r}: expected I/N with integers, e.g. 0/4") from error
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"--shard {shard!r}: expected 0 <= I < N")
+    return tasks[index::count]
+
+
+def make_parser(description, default_config):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", default=default_config, help=f"dataset YAML file (default {default_config})")
+    parser.add_argument("--folds", type=int, nargs="+", help="folds to run (overrides RUN.FOLDS)")
+    parser.add_argument("--classes", type=int, nargs="+",
+                        help="run only the inlier sets that consist of one of these classes")
+    parser.add_argument("--task", nargs="+", metavar="ID", help="run only these task ids (see --list)")
+    parser.add_argument("--shard", metavar="I/N", help="run every N-th task starting at I (0-based)")
+    parser.add_argument("--list", action="store_true", help="print the task ids and exit")
+    parser.add_argument("--force", action="store_true", help="redo tasks whose outputs already exist")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. --set TRAIN.EPOCH_COUNT=20 (repeatable)")
+    return parser
+
+
+def resolve_tasks(args):
+    """Load the config with the command-line overrides and return (cfg, selected tasks)."""
+    overrides = list(args.overrides)
+    if args.folds is not None:
+        overrides.append(f"RUN.FOLDS={args.folds}")
+    if args.force:
+        overrides.append("RUN.FORCE=true")
+    cfg = load_config(args.config, overrides)
+    tasks = build_tasks(cfg)
+
+    if args.classes is not None:
+        tasks = [task for task in tasks if len(task.classes) == 1 and task.classes[0] in args.classes]
+        if not tasks:
+            raise ConfigError(f"--classes {args.classes}: no single-class inlier set of RUN.INLIER_SETS matches")
+    if args.task:
+        known = {task.task_id for task in tasks}
+        unknown = [task_id for task_id in args.task if task_id not in known]
+        if unknown:
+            raise ConfigError(f"--task: unknown ids {unknown}; --list prints the valid ones")
+        tasks = [task for task in tasks if task.task_id in args.task]
+
+    shard = args.shard
+    if shard is None and "SLURM_ARRAY_TASK_ID" in os.environ:
+        count = os.environ.get("SLURM_ARRAY_TASK_COUNT")
+        if count is None:
+            raise ConfigError("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not; "
+                              "submit with sbatch --array=0-N or pass --shard I/N")
+        shard = f"{os.environ['SLURM_ARRAY_TASK_ID']}/{count}"
+        logger.info("SLURM array task: running shard %s", shard)
+    if shard is not None:
+        tasks = select_shard(tasks, shard)
+    return cfg, tasks
+
+
+def run_tasks(tasks, work):
+    """Call ``work(task)`` for each task; return (results, failures) with failures as (task, error)."""
+    results, failures = [], []
+    for number, task in enumerate(tasks, start=1):
+        logger.info("Task %d/%d: %s", number, len(tasks), task)
+        try:
+            results.append(work(task))
+        except Exception as error:  # one task's failure must not stop the grid; reported below
+            logger.error("Task %s failed: %s\n%s", task.task_id, error, traceback.format_exc())
+            failures.append((task, error))
+    for task, error in failures:
+        logger.error("FAILED %s: %s", task.task_id, error)
+    return results, failures
+
+
+def _start(description, default_config):
+    setup_logging()
+    args = make_parser(description, default_config).parse_args()
+    # Relative config paths work from the repository root and from the current folder.
+    if not os.path.exists(args.config):
+        args.config = resolve_path(args.config)
+    try:
+        cfg, tasks = resolve_tasks(args)
+    except ConfigError as error:
+        logger.error("%s", error)
+        sys.exit(2)
+    if args.list:
+        for task in tasks:
+            print(f"{task.task_id}\tfold {task.fold}\tinliers {' '.join(map(str, task.classes))}")
+        sys.exit(0)
+    return cfg, tasks
+
+
+def train_driver(default_config):
+    """Train one model per selected task (the body of Testing_train_<dataset>.py)."""
+    from train_AAE import train
+
+    cfg, tasks = _start("Train the adversarial autoencoder for every selected (fold, inlier set) task.",
+                        default_config)
+    _, failures = run_tasks(tasks, lambda task: train(task.fold, task.classes, task.ic, cfg))
+    sys.exit(1 if failures else 0)
+
+
+def test_driver(default_config):
+    """Score every selected task and print the summary table (the body of Testing_test_<dataset>.py)."""
+    from novelty_detector import main
+
+    cfg, tasks = _start("Score every selected (fold, inlier set) task and print mean and std per percentage.",
+                        default_config)
+    results, failures = run_tasks(tasks, lambda task: main(
+        task.fold, task.classes, task.ic, cfg.DATASET.TOTAL_CLASS_COUNT, cfg.TEST.MUL, cfg.DATASET.FOLDS_COUNT, cfg))
+    rows = [row for task_rows in results for row in task_rows]
+
+    if rows:
+        print()
+        print(format_per_class_table(rows, "auc"))
+        print()
+        print(format_per_class_table(rows, "f1"))
+        print()
+        print(format_summary_table(rows, title=f"{cfg.DATASET.NAME}, this invocation"))
+        print(f"\nAll rows: {results_csv_path(cfg)} ({len(read_csv_rows(results_csv_path(cfg)))} rows)")
+    sys.exit(1 if failures else 0)

@@ -1,0 +1,273 @@
+"""Training of the adversarial autoencoder: GPND's four updates per batch, with resumable checkpoints.
+
+Per batch of real images x, in this order (as in GPND):
+
+1. image discriminator D: real x against decoder outputs G(z), z ~ N(0, I);
+2. decoder G: make D call G(z) real;
+3. latent discriminator ZD: prior samples against encoder outputs E(x);
+4. encoder and decoder together: RECONSTRUCTION_WEIGHT * BCE(G(E(x)), x) plus
+   LATENT_ADVERSARIAL_WEIGHT * BCE(ZD(E(x)), real).
+
+All randomness of a run (shuffles and prior samples) comes from one ``torch.Generator`` on the
+CPU whose state is saved in the checkpoint at the end of every epoch, so a run killed mid-epoch
+and restarted ends with the same weights as one that was never interrupted (on the CPU).
+"""
+
+import csv
+import io
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import optim
+from tqdm import tqdm
+
+from net import build_networks
+from utils.config import config_to_yaml
+from utils.fileio import load_torch, save_torch, write_text
+from utils.plots import save_image_grid, save_loss_curve
+
+logger = logging.getLogger(__name__)
+
+LOSS_NAMES = ["D", "G", "ZD", "reconstruction", "latent_adversarial"]
+# Fixed images and prior samples shown in the per-epoch grids.
+GRID_IMAGE_COUNT = 32
+GRID_SAMPLE_COUNT = 64
+# Progress-bar loss figures are refreshed every this many batches (each refresh costs a sync).
+PROGRESS_REFRESH_BATCHES = 10
+
+
+class TrainingDivergedError(RuntimeError):
+    """A training loss became NaN or infinite."""
+
+
+class Trainer:
+    """Holds the four networks, their optimisers and the random state of one training run."""
+
+    def __init__(self, cfg, device, seed):
+        self.cfg = cfg
+        self.device = device
+        self.encoder, self.generator, self.discriminator, self.z_discriminator = [
+            network.to(device) for network in build_networks(cfg)]
+
+        betas = (cfg.TRAIN.ADAM_BETA1, cfg.TRAIN.ADAM_BETA2)
+        lr = cfg.TRAIN.BASE_LEARNING_RATE
+        self.optimizers = {
+            "D": optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
+            "G": optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
+            "ZD": optim.Adam(self.z_discriminator.parameters(), lr=lr, betas=betas),
+            "GE": optim.Adam(list(self.encoder.parameters()) + list(self.generator.parameters()),
+                             lr=lr, betas=betas),
+        }
+        self.random = torch.Generator().manual_seed(seed)
+        self.grid_noise = torch.randn(GRID_SAMPLE_COUNT, cfg.MODEL.LATENT_SIZE, generator=self.random)
+        self.next_epoch = 0
+        self.history = []
+
+    def networks(self):
+        return {"encoder": self.encoder, "generator": self.generator,
+                "discriminator": self.discriminator, "z_discriminator": self.z_discriminator}
+
+    def learning_rate(self, epoch):
+        """Return the learning rate of ``epoch``: divided by the decay factor every N epochs."""
+        train = self.cfg.TRAIN
+        return train.BASE_LEARNING_RATE / train.LR_DECAY_FACTOR ** ((epoch + 1) // train.LR_DECAY_EPOCHS)
+
+    def state_dict(self):
+        return {
+            "networks": {name: network.state_dict() for name, network in self.networks().items()},
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
+            "random_state": self.random.get_state(),
+            "next_epoch": self.next_epoch,
+            "history": [[float(value) for value in row] for row in self.history],
+        }
+
+    def load_state_dict(self, state):
+        for name, network in self.networks().items():
+            network.load_state_dict(state["networks"][name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.random.set_state(state["random_state"])
+        self.next_epoch = int(state["next_epoch"])
+        self.history = [list(row) for row in state["history"]]
+
+    def _prior(self, count):
+        return torch.randn(count, self.cfg.MODEL.LATENT_SIZE, generator=self.random).to(self.device)
+
+    def train_step(self, x):
+        """Run GPND's four updates on one batch and return the five losses as a tensor."""
+        batch = x.shape[0]
+        real = torch.ones(batch, device=self.device)
+        fake = torch.zeros(batch, device=self.device)
+
+        # 1. image discriminator: real images against decoded prior samples
+        self.discriminator.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            x_fake = self.generator(self._prior(batch))
+        d_loss = F.binary_cross_entropy(self.discriminator(x), real) + \
+            F.binary_cross_entropy(self.discriminator(x_fake), fake)
+        d_loss.backward()
+        self.optimizers["D"].step()
+
+        # 2. decoder: fool the image discriminator
+        self.generator.zero_grad(set_to_none=True)
+        g_loss = F.binary_cross_entropy(self.discriminator(self.generator(self._prior(batch))), real)
+        g_loss.backward()
+        self.optimizers["G"].step()
+
+        # 3. latent discriminator: prior samples against encoder outputs
+        self.z_discriminator.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            z_encoded = self.encoder(x)
+        zd_loss = F.binary_cross_entropy(self.z_discriminator(self._prior(batch)), real) + \
+            F.binary_cross_entropy(self.z_discriminator(z_encoded), fake)
+        zd_loss.backward()
+        self.optimizers["ZD"].step()
+
+        # 4. encoder and decoder: reconstruct x and make codes look like prior samples
+        self.encoder.zero_grad(set_to_none=True)
+        self.generator.zero_grad(set_to_none=True)
+        z = self.encoder(x)
+        reconstruction_loss = F.binary_cross_entropy(self.generator(z), x)
+        latent_loss = F.binary_cross_entropy(self.z_discriminator(z), real)
+        (self.cfg.TRAIN.RECONSTRUCTION_WEIGHT * reconstruction_loss +
+         self.cfg.TRAIN.LATENT_ADVERSARIAL_WEIGHT * latent_loss).backward()
+        self.optimizers["GE"].step()
+
+        return torch.stack([d_loss, g_loss, zd_loss, reconstruction_loss, latent_loss]).detach()
+
+    def train_epoch(self, images, epoch, show_progress):
+        """Train one epoch on ``images`` (float tensor on the device) and return mean losses."""
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = self.learning_rate(epoch)
+        for network in self.networks().values():
+            network.train()
+
+        batch_size = self.cfg.TRAIN.BATCH_SIZE
+        # Incomplete last batches are dropped, as in GPND: BatchNorm needs more than one image.
+        batch_count = len(images) // batch_size
+        order = torch.randperm(len(images), generator=self.random).to(self.device)
+        totals = torch.zeros(len(LOSS_NAMES), device=self.device)
+
+        progress = tqdm(range(batch_count), desc=f"epoch {epoch + 1}/{self.cfg.TRAIN.EPOCH_COUNT}",
+                        disable=not show_progress, leave=False, dynamic_ncols=True)
+        for batch_index in progress:
+            x = images[order[batch_index * batch_size:(batch_index + 1) * batch_size]]
+            losses = self.train_step(x)
+            if not torch.isfinite(losses).all():
+                bad = {name: float(value) for name, value in zip(LOSS_NAMES, losses.cpu())}
+                raise TrainingDivergedError(
+                    f"loss became NaN or infinite at epoch {epoch + 1}, batch {batch_index + 1}: {bad}; "
+                    f"the last good checkpoint is kept. Lower TRAIN.BASE_LEARNING_RATE or check the inputs")
+            totals += losses
+            if show_progress and batch_index % PROGRESS_REFRESH_BATCHES == 0:
+                means = (totals / (batch_index + 1)).tolist()
+                progress.set_postfix({name: f"{value:.3f}" for name, value in zip(LOSS_NAMES, means)})
+        progress.close()
+        return (totals / max(batch_count, 1)).tolist()
+
+
+def _history_csv(history):
+    stream = io.StringIO()
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(["epoch"] + LOSS_NAMES + ["seconds", "images_per_second"])
+    for epoch, row in enumerate(history, start=1):
+        writer.writerow([epoch] + [f"{value:.6f}" for value in row])
+    return stream.getvalue()
+
+
+def _resume_signature(cfg):
+    """Return the config minus the RUN section (which may change on resume) as YAML text."""
+    tree = cfg.to_dict()
+    tree.pop("RUN")
+    return yaml.safe_dump(tree, sort_keys=True)
+
+
+def train_model(cfg, train_images, output_dir, model_files, seed, device):
+    """Train on ``train_images`` (uint8, N x C x H x W), resuming from a checkpoint if one exists.
+
+    Writes a checkpoint after every epoch, then the encoder and generator weights to
+    ``model_files``. Returns the per-epoch history rows (five losses, seconds, images/s).
+    """
+    if len(train_images) < cfg.TRAIN.BATCH_SIZE:
+        raise ValueError(f"{output_dir}: {len(train_images)} training images, fewer than one batch of "
+                         f"TRAIN.BATCH_SIZE = {cfg.TRAIN.BATCH_SIZE}; lower the batch size")
+    os.makedirs(output_dir, exist_ok=True)
+    checkpoint_path = os.path.join(output_dir, "checkpoint.pt")
+    config_path = os.path.join(output_dir, "config.yaml")
+
+    trainer = Trainer(cfg, device, seed)
+    if os.path.exists(checkpoint_path) and not cfg.RUN.FORCE:
+        state = load_torch(checkpoint_path)
+        if state.get("config") != _resume_signature(cfg):
+            raise ValueError(f"{checkpoint_path} was written with different settings than the current "
+                             f"config; pass RUN.FORCE=true to start over, or restore the old settings")
+        trainer.load_state_dict(state["trainer"])
+        logger.info("Resuming %s from epoch %d", output_dir, trainer.next_epoch + 1)
+    write_text(config_path, config_to_yaml(cfg))
+
+    images = torch.from_numpy(train_images).to(device=device, dtype=torch.float32).div_(255.0)
+    grid_images = images[:GRID_IMAGE_COUNT]
+    epoch_count = cfg.TRAIN.EPOCH_COUNT
+    show_progress = cfg.RUN.PROGRESS_BAR
+
+    for epoch in range(trainer.next_epoch, epoch_count):
+        start = time.perf_counter()
+        losses = trainer.train_epoch(images, epoch, show_progress)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+        images_per_second = (len(images) // cfg.TRAIN.BATCH_SIZE) * cfg.TRAIN.BATCH_SIZE / seconds
+
+        trainer.history.append(losses + [seconds, images_per_second])
+        trainer.next_epoch = epoch + 1
+        save_torch(checkpoint_path, {"trainer": trainer.state_dict(), "config": _resume_signature(cfg)})
+        logger.info("epoch %d/%d  %s  %.1fs  %.0f images/s", epoch + 1, epoch_count,
+                    "  ".join(f"{name} {value:.4f}" for name, value in zip(LOSS_NAMES, losses)),
+                    seconds, images_per_second)
+
+        if (epoch + 1) % cfg.TRAIN.IMAGE_GRID_EVERY == 0 or epoch + 1 == epoch_count:
+            _save_grids(trainer, grid_images, output_dir, epoch)
+
+    history = trainer.history
+    write_text(os.path.join(output_dir, "train_log.csv"), _history_csv(history))
+    save_loss_curve(np.asarray(history)[:, :len(LOSS_NAMES)], LOSS_NAMES, os.path.join(output_dir, "loss_curve.png"))
+    encoder_path, generator_path = model_files
+    save_torch(encoder_path, trainer.encoder.state_dict())
+    save_torch(generator_path, trainer.generator.state_dict())
+    logger.info("Saved %s and %s", encoder_path, generator_path)
+    return history
+
+
+def _save_grids(trainer, grid_images, output_dir, epoch):
+    """Save the reconstructions of the fixed images and the decoded fixed prior samples."""
+    trainer.encoder.eval()
+    trainer.generator.eval()
+    with torch.no_grad():
+        reconstructions = trainer.generator(trainer.encoder(grid_images))
+        samples = trainer.generator(trainer.grid_noise.to(trainer.device))
+    images_dir = os.path.join(output_dir, "images")
+    # Originals and their reconstructions in alternating rows.
+    pairs = torch.stack([grid_images, reconstructions], dim=1).flatten(0, 1)
+    save_image_grid(pairs, os.path.join(images_dir, f"reconstruction_epoch_{epoch + 1:03d}.png"), columns=16)
+    save_image_grid(samples, os.path.join(images_dir, f"samples_epoch_{epoch + 1:03d}.png"), columns=8)
+
+
+def load_generator_and_encoder(cfg, model_files, device):
+    """Load the final encoder and generator weights of a run, in evaluation mode."""
+    encoder, generator, _, _ = build_networks(cfg)
+    for network, path in zip((encoder, generator), model_files):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} not found; train the model first (Testing_train_*.py or "
+                                    f"train_AAE.py) with the same config")
+        try:
+            network.load_state_dict(load_torch(path))
+        except RuntimeError as error:
+            raise ValueError(f"{path} does not fit the network of this config (MODEL section): {error}") from error
+        network.to(device).eval()
+    return encoder, generator
