@@ -115,7 +115,9 @@ def reconstruction_log_density(distances, stats, input_dimension, latent_size, m
 def latent_log_density(latents, stats):
     """Return sum over dimensions of the fitted gennorm log-density, each floored."""
     beta, loc, scale = stats.gennorm
-    per_dimension = scipy.stats.gennorm.logpdf(latents, beta, loc, scale)
+    # |z|^beta may overflow to inf for far-out codes; the floor below catches the resulting -inf.
+    with np.errstate(over="ignore"):
+        per_dimension = scipy.stats.gennorm.logpdf(latents, beta, loc, scale)
     return np.maximum(per_dimension, LOG_DENSITY_FLOOR).sum(axis=1)
 
 

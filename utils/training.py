@@ -30,6 +30,7 @@ from net import build_networks
 from utils.config import config_to_yaml
 from utils.fileio import load_torch, save_torch, write_text
 from utils.plots import save_image_grid, save_loss_curve
+from utils.runtime import seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,8 @@ def train_model(cfg, train_images, output_dir, model_files, seed, device):
     checkpoint_path = os.path.join(output_dir, "checkpoint.pt")
     config_path = os.path.join(output_dir, "config.yaml")
 
+    # The global generators are seeded too: network initialisation draws from torch's.
+    seed_everything(seed)
     trainer = Trainer(cfg, device, seed)
     if os.path.exists(checkpoint_path) and not cfg.RUN.FORCE:
         state = load_torch(checkpoint_path)
