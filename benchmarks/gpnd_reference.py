@@ -1,9 +1,9 @@
 """Reference implementation of the published GPND scoring approach, kept for comparison only.
 
-It follows the structure of the authors' novelty_detector.py (podgorskiy/GPND, master branch):
-batches of 1,024 images; encoder and decoder on the batch; the encoder Jacobian by one
-``backward()`` per latent dimension over the batch with the networks' parameters still
-requiring gradients; then a Python loop per image with ``numpy.linalg.svd``,
+It follows the structure of the authors' novelty_detector.py (podgorskiy/GPND, master branch).
+Images go in batches of 1,024, and the encoder and decoder run on each batch. The encoder
+Jacobian takes one ``backward()`` per latent dimension over the batch, with the networks'
+parameters still requiring gradients. A Python loop per image then runs ``numpy.linalg.svd``,
 ``scipy.stats.gennorm.pdf`` followed by ``log``, and the histogram look-up ``r_pdf``.
 
 The benchmarks time it against ``utils.scoring.score_images`` and the tests check that both give
@@ -24,8 +24,8 @@ PUBLISHED_NONFINITE_LOG_PZ = -1000.0
 def r_pdf(x, bins, counts):
     """Histogram density look-up of the published code, with this project's edge convention.
 
-    NOTE: the published code returns the floor for x exactly equal to the first or last edge;
-    here those values take the first/last bin, as ``utils.scoring`` does. Only training
+    NOTE: the published code returns the floor for x exactly equal to the first or last edge.
+    Here those values take the first or last bin, as ``utils.scoring`` does. Only training
     images can fall exactly on an edge.
     """
     if bins[0] <= x <= bins[-1]:

@@ -1,9 +1,9 @@
 """Command-line drivers behind the thin ``Testing_train_<dataset>.py`` / ``Testing_test_<dataset>.py`` scripts.
 
 A driver expands the config's folds (RUN.FOLDS) and inlier sets (RUN.INLIER_SETS) into a list of
-tasks with stable ids ``f<fold>-ic<inlier set index>`` and runs them: all of them, a chosen
-subset (``--task``), one shard of them (``--shard I/N``, or the SLURM array variables), never
-prompting. A failed task is reported with its id at the end while the others still run; the exit
+tasks with stable ids ``f<fold>-ic<inlier set index>``. It runs all of them, a chosen subset
+(``--task``) or one shard of them (``--shard I/N``, or the SLURM array variables), and never
+prompts. A failed task is reported with its id at the end while the others still run; the exit
 status is 1 if any task failed.
 """
 

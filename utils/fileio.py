@@ -73,7 +73,7 @@ def load_torch(path, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise UnsafePickleError(f"{path}: refused to load, it contains objects other than tensors "
+        raise UnsafePickleError(f"{path}: rejected because it contains objects other than tensors "
                                 f"and plain containers ({error})") from error
 
 

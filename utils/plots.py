@@ -116,7 +116,9 @@ def save_fold_summary(records, class_names, path, samples_per_class=8, seed=0):
     axis.set_xticklabels(class_names, rotation=45 if class_count > 12 else 0, fontsize=8)
     axis.set_ylabel("images")
     axis.set_title("Images per class and fold")
-    axis.legend(fontsize=8, ncol=min(folds_count, 5))
+    # Head room above the bars keeps the legend off them.
+    axis.set_ylim(0, counts.max() * 1.3)
+    axis.legend(fontsize=8, ncol=min(folds_count, 5), loc="upper right")
 
     rng = np.random.default_rng(seed)
     images = np.concatenate([record["images"] for record in records])

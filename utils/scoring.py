@@ -30,12 +30,12 @@ from tqdm import tqdm
 logger = logging.getLogger(__name__)
 
 # Log of 1e-308, the density floor of GPND's published code (just above the smallest normal
-# float64). A density that is zero by construction (a distance outside the fitted histogram, an
-# empty bin, a latent value so far out that its density underflows) gets this floor, which ranks
-# such samples below every sample of non-zero density while keeping the score finite.
+# float64). Some densities are zero by construction: a distance outside the fitted histogram, an
+# empty bin, or a latent value so far out that its density underflows. They get this floor, which
+# ranks such samples below every sample of non-zero density and keeps the score finite.
 LOG_DENSITY_FLOOR = float(np.log(1e-308))
-# A reconstruction distance of exactly 0 would make -(N - 1) log r infinite; distances are
-# clipped to this value (far below any float32 reconstruction error of a real image).
+# A reconstruction distance of exactly 0 would make -(N - 1) log r infinite, so distances are
+# clipped to this value, far below any float32 reconstruction error of a real image.
 MIN_DISTANCE = 1e-12
 
 
@@ -121,8 +121,8 @@ def latent_log_density(latents, stats):
     return np.maximum(per_dimension, LOG_DENSITY_FLOOR).sum(axis=1)
 
 
-# On the CPU, vector-Jacobian products run fastest on sub-batches of about this many images
-# (their activations stay in cache); measured 1.1-1.3x faster than whole 1,024-image batches.
+# On the CPU, vector-Jacobian products run fastest on sub-batches of about this many images,
+# because their activations stay in cache. Measured 1.1-1.3x faster than 1,024-image batches.
 CPU_JACOBIAN_CHUNK = 64
 
 

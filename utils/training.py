@@ -9,8 +9,8 @@ Per batch of real images x, in this order (as in GPND):
    LATENT_ADVERSARIAL_WEIGHT * BCE(ZD(E(x)), real).
 
 All randomness of a run (shuffles and prior samples) comes from one ``torch.Generator`` on the
-CPU whose state is saved in the checkpoint at the end of every epoch, so a run killed mid-epoch
-and restarted ends with the same weights as one that was never interrupted (on the CPU).
+CPU. Its state is saved in the checkpoint at the end of every epoch. A run killed mid-epoch and
+restarted therefore ends with the same weights as one that was never interrupted (on the CPU).
 """
 
 import csv
