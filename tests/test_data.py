@@ -231,3 +231,34 @@ def test_real_mnist_fold_counts(tmp_path):
     folds = split_into_folds(labels, 5, seed=0)
     for fold in folds:
         np.testing.assert_array_equal(np.bincount(labels[fold]), per_class // 5)
+
+
+def test_code_executing_checkpoint_rejected(tmp_path, monkeypatch):
+    import torch
+
+    from utils.fileio import load_torch
+
+    marker = tmp_path / "marker"
+    monkeypatch.setenv("EXPLOIT_MARKER", str(marker))
+    path = tmp_path / "encoder.pt"
+    torch.save({"weights": Exploit()}, path)
+    with pytest.raises(UnsafePickleError, match="rejected"):
+        load_torch(str(path))
+    assert not marker.exists()
+
+
+def test_empty_idx_file_rejected(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(b"")
+    with pytest.raises(DatasetError, match="too short"):
+        read_idx(str(path))
+
+
+def test_inlier_class_without_training_images_rejected(tmp_path, idx_folder):
+    from utils.folds import training_inliers
+
+    cfg = partition(tmp_path, idx_folder)
+    train, _, _ = load_protocol(cfg, 0)
+    train.labels[train.labels == 3] = 4
+    with pytest.raises(FoldError, match="class 3 has no training images"):
+        training_inliers(train, [3], "mnist fold 0")

@@ -8,7 +8,9 @@ status is 1 if any task failed.
 """
 
 import argparse
+import concurrent.futures
 import logging
+import multiprocessing
 import os
 import sys
 import traceback
@@ -64,6 +66,9 @@ def make_parser(description, default_config):
     parser.add_argument("--shard", metavar="I/N", help="run every N-th task starting at I (0-based)")
     parser.add_argument("--list", action="store_true", help="print the task ids and exit")
     parser.add_argument("--force", action="store_true", help="redo tasks whose outputs already exist")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="tasks run in parallel processes: one GPU each when there are GPUs, "
+                             "else the CPU threads split evenly (default 1)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --set TRAIN.EPOCH_COUNT=20 (repeatable)")
     return parser
@@ -103,18 +108,79 @@ def resolve_tasks(args):
     return cfg, tasks
 
 
-def run_tasks(tasks, work):
-    """Call ``work(task)`` for each task; return (results, failures) with failures as (task, error)."""
+def _execute(kind, cfg, task):
+    """Run one task in this process: "train" returns the run folder, "test" its result rows."""
+    if kind == "train":
+        from train_AAE import train
+
+        return train(task.fold, task.classes, task.ic, cfg)
+    from novelty_detector import main
+
+    return main(task.fold, task.classes, task.ic, cfg.DATASET.TOTAL_CLASS_COUNT, cfg.TEST.MUL,
+                cfg.DATASET.FOLDS_COUNT, cfg)
+
+
+def _init_worker(gpu_queue, threads):
+    """Pin a worker process to one GPU (taken from the queue) or to its share of CPU threads."""
+    import torch
+
+    setup_logging()
+    if gpu_queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
+    elif threads:
+        torch.set_num_threads(threads)
+
+
+def _execute_logged(kind, cfg, task):
+    try:
+        return _execute(kind, cfg, task), None
+    except Exception as error:  # reported by the parent with the task id
+        logger.error("Task %s failed: %s\n%s", task.task_id, error, traceback.format_exc())
+        return None, f"{type(error).__name__}: {error}"
+
+
+def run_tasks(kind, cfg, tasks, workers=1):
+    """Run every task, in ``workers`` processes when more than 1; return (results, failures).
+
+    A failed task does not stop the others; failures are (task, error message) pairs.
+    """
     results, failures = [], []
-    for number, task in enumerate(tasks, start=1):
-        logger.info("Task %d/%d: %s", number, len(tasks), task)
-        try:
-            results.append(work(task))
-        except Exception as error:  # one task's failure must not stop the grid; reported below
-            logger.error("Task %s failed: %s\n%s", task.task_id, error, traceback.format_exc())
-            failures.append((task, error))
+    if workers <= 1:
+        for number, task in enumerate(tasks, start=1):
+            logger.info("Task %d/%d: %s", number, len(tasks), task)
+            result, error = _execute_logged(kind, cfg, task)
+            if error is None:
+                results.append(result)
+            else:
+                failures.append((task, error))
+    else:
+        import torch
+
+        context = multiprocessing.get_context("spawn")
+        gpu_count = torch.cuda.device_count() if cfg.RUN.DEVICE != "cpu" else 0
+        gpu_queue = None
+        threads = cfg.RUN.THREADS or max(1, (os.cpu_count() or 1) // workers)
+        if gpu_count:
+            workers = min(workers, gpu_count)
+            gpu_queue = context.Queue()
+            for gpu in range(workers):
+                gpu_queue.put(gpu)
+        logger.info("Running %d tasks in %d worker processes (%s)", len(tasks), workers,
+                    "one GPU each" if gpu_count else f"{threads} CPU threads each")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                                    initargs=(gpu_queue, threads)) as pool:
+            futures = [pool.submit(_execute_logged, kind, cfg, task) for task in tasks]
+            for task, future in zip(tasks, futures):
+                result, error = future.result()
+                if error is None:
+                    results.append(result)
+                else:
+                    failures.append((task, error))
+
     for task, error in failures:
         logger.error("FAILED %s: %s", task.task_id, error)
+    if failures:
+        logger.error("%d of %d tasks failed", len(failures), len(tasks))
     return results, failures
 
 
@@ -133,27 +199,22 @@ def _start(description, default_config):
         for task in tasks:
             print(f"{task.task_id}\tfold {task.fold}\tinliers {' '.join(map(str, task.classes))}")
         sys.exit(0)
-    return cfg, tasks
+    return cfg, tasks, args
 
 
 def train_driver(default_config):
     """Train one model per selected task (the body of Testing_train_<dataset>.py)."""
-    from train_AAE import train
-
-    cfg, tasks = _start("Train the adversarial autoencoder for every selected (fold, inlier set) task.",
-                        default_config)
-    _, failures = run_tasks(tasks, lambda task: train(task.fold, task.classes, task.ic, cfg))
+    cfg, tasks, args = _start("Train the adversarial autoencoder for every selected (fold, inlier set) task.",
+                              default_config)
+    _, failures = run_tasks("train", cfg, tasks, args.workers)
     sys.exit(1 if failures else 0)
 
 
 def test_driver(default_config):
     """Score every selected task and print the summary table (the body of Testing_test_<dataset>.py)."""
-    from novelty_detector import main
-
-    cfg, tasks = _start("Score every selected (fold, inlier set) task and print mean and std per percentage.",
-                        default_config)
-    results, failures = run_tasks(tasks, lambda task: main(
-        task.fold, task.classes, task.ic, cfg.DATASET.TOTAL_CLASS_COUNT, cfg.TEST.MUL, cfg.DATASET.FOLDS_COUNT, cfg))
+    cfg, tasks, args = _start("Score every selected (fold, inlier set) task and print mean and std per "
+                              "percentage.", default_config)
+    results, failures = run_tasks("test", cfg, tasks, args.workers)
     rows = [row for task_rows in results for row in task_rows]
 
     if rows:
