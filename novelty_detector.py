@@ -23,13 +23,13 @@ from utils.config import config_to_yaml, load_config
 from utils.fileio import append_csv_rows, atomic_write, write_json, write_text
 from utils.folds import inlier_mask, load_protocol, outlier_percentage_indices, training_inliers
 from utils.plots import save_distance_pdf, save_latent_pdfs, save_score_distributions
+from utils.results import RESULT_KEY_FIELDS
 from utils.runtime import apply_threads, model_paths, results_csv_path, run_dir, select_device, setup_logging
 from utils.scoring import fit_statistics, score_images
 from utils.training import load_generator_and_encoder
 
 logger = logging.getLogger(__name__)
 
-RESULT_KEY_FIELDS = ["dataset", "fold", "inlier_set", "percentage", "mul"]
 RESULT_FIELDS = RESULT_KEY_FIELDS + ["inlier_classes", "threshold", "validation_f1"] + METRIC_NAMES + [
     "validation_size", "test_size", "arch", "width", "latent_size", "epochs"]
 
@@ -40,6 +40,10 @@ def _evaluation_signature(cfg, mul):
     tree.pop("RUN")
     tree["TEST"]["MUL"] = mul
     return yaml.safe_dump(tree, sort_keys=True)
+
+
+def _classes_text(inliner_classes):
+    return " ".join(str(label) for label in inliner_classes)
 
 
 def _percentage_rows(cfg, folding_id, ic, inliner_classes, mul, validation, test):
@@ -55,7 +59,7 @@ def _percentage_rows(cfg, folding_id, ic, inliner_classes, mul, validation, test
                     folding_id, ic, inliner_classes, percentage, metrics["auc"], metrics["f1"], threshold)
         rows.append({
             "dataset": cfg.DATASET.NAME, "fold": folding_id, "inlier_set": ic,
-            "inlier_classes": " ".join(str(label) for label in inliner_classes),
+            "inlier_classes": _classes_text(inliner_classes),
             "percentage": percentage, "mul": mul, "threshold": threshold, "validation_f1": validation_f1,
             **metrics,
             "validation_size": len(validation_indices), "test_size": len(test_indices),
@@ -77,8 +81,8 @@ def main(folding_id, inliner_classes, ic, total_classes, mul, folds, cfg):
 
     ``total_classes`` and ``folds`` must agree with the config (DATASET.TOTAL_CLASS_COUNT and
     DATASET.FOLDS_COUNT); ``mul`` scales the reconstruction term's dimension count. Rows are
-    also appended to the data set's results.csv. Saved results with identical settings are
-    reused unless RUN.FORCE is set.
+    also appended to the data set's results.csv. Saved results with identical settings and
+    inlier classes are reused unless RUN.FORCE is set.
     """
     if total_classes != cfg.DATASET.TOTAL_CLASS_COUNT or folds != cfg.DATASET.FOLDS_COUNT:
         raise ValueError(f"main() got total_classes={total_classes}, folds={folds} but the config has "
@@ -90,7 +94,8 @@ def main(folding_id, inliner_classes, ic, total_classes, mul, folds, cfg):
     if os.path.exists(metrics_path) and not cfg.RUN.FORCE:
         with open(metrics_path, encoding="utf-8") as stream:
             saved = json.load(stream)
-        if saved.get("signature") == signature:
+        saved_classes = {row.get("inlier_classes") for row in saved["rows"]}
+        if saved.get("signature") == signature and saved_classes == {_classes_text(inliner_classes)}:
             logger.info("Fold %d, inlier set %d: results exist in %s, skipping (RUN.FORCE=true rescores)",
                         folding_id, ic, metrics_path)
             return [dict(row) for row in saved["rows"]]

@@ -81,6 +81,14 @@ DEFAULTS = {
         # Folds and inlier sets to run; an empty INLIER_SETS means every single class.
         "FOLDS": [0, 1, 2, 3, 4],
         "INLIER_SETS": [],
+        # Random inlier sets, as in GPND's COIL-100 experiments: each [inlier class count,
+        # outlier percentage] pair is drawn RANDOM_DRAW_COUNT times, and each draw is evaluated
+        # at its own percentage only (TEST.PERCENTAGES is then unused). Empty: INLIER_SETS.
+        "RANDOM_INLIER_SETS": [],
+        "RANDOM_DRAW_COUNT": 30,
+        # Seed of the draws. Draw d of a pair with inlier count n depends only on this seed,
+        # n and d, so changing RANDOM_DRAW_COUNT keeps the existing draws.
+        "RANDOM_DRAW_SEED": 0,
         # Retrain or rescore even when the model or the result already exists.
         "FORCE": False,
         # 0 keeps torch's default thread count.
@@ -88,6 +96,10 @@ DEFAULTS = {
         "PROGRESS_BAR": True,
     },
 }
+
+# Upper limit of RUN.RANDOM_DRAW_COUNT. Task ids number the draws of the k-th pair of
+# RUN.RANDOM_INLIER_SETS from k * MAX_RANDOM_DRAW_COUNT, so ids of different pairs never collide.
+MAX_RANDOM_DRAW_COUNT = 1000
 
 VALID_CHOICES = {
     "MODEL.ARCH": ["light", "gpnd"],
@@ -228,7 +240,8 @@ def validate_config(cfg, source="config"):
 
     positive_ints = ["DATASET.TOTAL_CLASS_COUNT", "MODEL.WIDTH", "MODEL.LATENT_SIZE",
                      "TRAIN.EPOCH_COUNT", "TRAIN.BATCH_SIZE", "TRAIN.LR_DECAY_EPOCHS",
-                     "TRAIN.IMAGE_GRID_EVERY", "TEST.BATCH_SIZE", "TEST.HISTOGRAM_BINS"]
+                     "TRAIN.IMAGE_GRID_EVERY", "TEST.BATCH_SIZE", "TEST.HISTOGRAM_BINS",
+                     "RUN.RANDOM_DRAW_COUNT"]
     for key in positive_ints:
         section, name = key.split(".")
         if cfg[section][name] < 1:
@@ -285,6 +298,51 @@ def validate_config(cfg, source="config"):
             _fail(source, "RUN.INLIER_SETS", inlier_set, "no repeated class inside an inlier set")
         if len(inlier_set) >= cfg.DATASET.TOTAL_CLASS_COUNT:
             _fail(source, "RUN.INLIER_SETS", inlier_set, "at least one class left out as outlier")
+
+    _validate_random_inlier_sets(cfg, source)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _validate_random_inlier_sets(cfg, source):
+    """Check RUN.RANDOM_INLIER_SETS and the draw settings that go with it."""
+    run = cfg.RUN
+    class_count = cfg.DATASET.TOTAL_CLASS_COUNT
+    example = "[[1, 50], [4, 25], [7, 15]]"
+    for pair in run.RANDOM_INLIER_SETS:
+        if not isinstance(pair, list) or len(pair) != 2:
+            _fail(source, "RUN.RANDOM_INLIER_SETS", pair,
+                  f"[inlier class count, outlier percentage] pairs, e.g. {example}")
+        count, percentage = pair
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count < class_count:
+            _fail(source, "RUN.RANDOM_INLIER_SETS", pair,
+                  f"an inlier class count in 1..{class_count - 1} (at least one class must be left "
+                  f"out as outlier) as the first entry of each pair")
+        if not _is_number(percentage) or not 0 < percentage < 100:
+            _fail(source, "RUN.RANDOM_INLIER_SETS", pair,
+                  "an outlier percentage strictly between 0 and 100 as the second entry of each pair")
+    if len({tuple(pair) for pair in run.RANDOM_INLIER_SETS}) != len(run.RANDOM_INLIER_SETS):
+        _fail(source, "RUN.RANDOM_INLIER_SETS", run.RANDOM_INLIER_SETS, "no repeated pair")
+    if run.RANDOM_INLIER_SETS and run.INLIER_SETS:
+        _fail(source, "RUN.INLIER_SETS", run.INLIER_SETS,
+              "an empty list when RUN.RANDOM_INLIER_SETS is set, because the two define the inlier "
+              "sets in different ways; clear one of them")
+    if run.RANDOM_DRAW_COUNT > MAX_RANDOM_DRAW_COUNT:
+        _fail(source, "RUN.RANDOM_DRAW_COUNT", run.RANDOM_DRAW_COUNT, f"at most {MAX_RANDOM_DRAW_COUNT}")
+    if run.RANDOM_DRAW_SEED < 0:
+        _fail(source, "RUN.RANDOM_DRAW_SEED", run.RANDOM_DRAW_SEED, "an integer of at least 0")
+
+
+def derive_config(cfg, overrides, source="derived config"):
+    """Return a validated copy of ``cfg`` with ``overrides`` (nested dictionaries) merged in."""
+    tree = cfg.to_dict()
+    for override in overrides:
+        _merge(tree, override, DEFAULTS, source)
+    derived = _to_config(tree)
+    validate_config(derived, source)
+    return derived
 
 
 def inlier_sets(cfg):

@@ -1,48 +1,120 @@
 """Command-line drivers behind the thin ``Testing_train_<dataset>.py`` / ``Testing_test_<dataset>.py`` scripts.
 
-A driver expands the config's folds (RUN.FOLDS) and inlier sets (RUN.INLIER_SETS) into a list of
-tasks with stable ids ``f<fold>-ic<inlier set index>``. It runs all of them, a chosen subset
-(``--task``) or one shard of them (``--shard I/N``, or the SLURM array variables), and never
-prompts. A failed task is reported with its id at the end while the others still run; the exit
-status is 1 if any task failed.
+A driver expands the config's folds (RUN.FOLDS) and inlier sets into a list of tasks with stable
+ids ``f<fold>-ic<inlier set index>``. It runs all of them, a chosen subset (``--task``) or one
+shard (``--shard I/N``, or the SLURM array variables), and never prompts. A failed task is
+reported with its id at the end while the others still run; the exit status is 1 if any task failed.
+
+The inlier sets come from RUN.INLIER_SETS (each evaluated at every TEST.PERCENTAGES value) or,
+when it is set, from RUN.RANDOM_INLIER_SETS: draw d of the k-th [inlier class count, outlier
+percentage] pair gets the index ``k * MAX_RANDOM_DRAW_COUNT + d`` and is evaluated at that pair's
+percentage only.
 """
 
 import argparse
 import concurrent.futures
+import json
 import logging
 import multiprocessing
 import os
 import sys
 import traceback
 
-from utils.config import ConfigError, inlier_sets, load_config, resolve_path
-from utils.fileio import read_csv_rows
-from utils.results import format_per_class_table, format_summary_table
-from utils.runtime import results_csv_path, setup_logging
+import numpy as np
+
+from utils.config import MAX_RANDOM_DRAW_COUNT, ConfigError, derive_config, inlier_sets, load_config, resolve_path
+from utils.fileio import read_csv_rows, write_json
+from utils.results import (PUBLISHED_BY_PROTOCOL, format_per_class_table, format_protocol_table,
+                           format_summary_table)
+from utils.runtime import results_csv_path, run_dir, setup_logging
 
 logger = logging.getLogger(__name__)
 
 
 class Task:
-    """One (fold, inlier set) pair of the experiment grid."""
+    """One (fold, inlier set) pair of the experiment grid.
 
-    def __init__(self, fold, ic, classes):
+    ``percentage`` is the only outlier percentage to evaluate, or None for every value of
+    TEST.PERCENTAGES.
+    """
+
+    def __init__(self, fold, ic, classes, percentage=None):
         self.fold = fold
         self.ic = ic
         self.classes = classes
+        self.percentage = percentage
 
     @property
     def task_id(self):
         return f"f{self.fold}-ic{self.ic}"
 
     def __repr__(self):
-        return f"{self.task_id} (fold {self.fold}, inliers {self.classes})"
+        outliers = "" if self.percentage is None else f", {self.percentage:g} % outliers"
+        return f"{self.task_id} (fold {self.fold}, inliers {self.classes}{outliers})"
+
+
+def draw_inlier_classes(class_count, inlier_count, draw, seed):
+    """Return draw number ``draw`` of ``inlier_count`` distinct classes out of ``class_count``, sorted.
+
+    The generator is seeded with (seed, inlier_count, draw) only, so a draw does not change when
+    other pairs or more draws are added.
+    """
+    rng = np.random.default_rng([seed, inlier_count, draw])
+    return sorted(int(label) for label in rng.choice(class_count, size=inlier_count, replace=False))
+
+
+def random_inlier_sets(cfg):
+    """Return (ic, classes, percentage) for every draw of every pair of RUN.RANDOM_INLIER_SETS."""
+    run = cfg.RUN
+    sets = []
+    for pair_index, (inlier_count, percentage) in enumerate(run.RANDOM_INLIER_SETS):
+        for draw in range(run.RANDOM_DRAW_COUNT):
+            classes = draw_inlier_classes(cfg.DATASET.TOTAL_CLASS_COUNT, inlier_count, draw, run.RANDOM_DRAW_SEED)
+            sets.append((pair_index * MAX_RANDOM_DRAW_COUNT + draw, classes, percentage))
+    return sets
 
 
 def build_tasks(cfg):
     """Return the grid of tasks of ``cfg``: every fold of RUN.FOLDS times every inlier set."""
+    if cfg.RUN.RANDOM_INLIER_SETS:
+        return [Task(fold, ic, classes, percentage) for fold in cfg.RUN.FOLDS
+                for ic, classes, percentage in random_inlier_sets(cfg)]
     sets = inlier_sets(cfg)
     return [Task(fold, ic, classes) for fold in cfg.RUN.FOLDS for ic, classes in enumerate(sets)]
+
+
+class TaskFolderError(RuntimeError):
+    """A run folder belongs to another inlier set than the task that is about to use it."""
+
+
+TASK_RECORD_NAME = "task.json"
+
+
+def claim_run_folder(cfg, task, training):
+    """Record a random-draw task's inlier classes in its run folder, or raise if they differ.
+
+    A draw's classes depend on RUN.RANDOM_DRAW_SEED and on the order of RUN.RANDOM_INLIER_SETS,
+    so after either changes, a folder may contain a model of other classes under the same id.
+    Training with RUN.FORCE replaces the record. Scoring never does, because the saved model
+    would still belong to the old classes. Tasks of RUN.INLIER_SETS are not checked.
+    """
+    if task.percentage is None:
+        return
+    path = os.path.join(run_dir(cfg, task.fold, task.ic), TASK_RECORD_NAME)
+    record = {"task_id": task.task_id, "inlier_classes": task.classes, "percentage": task.percentage}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as stream:
+            saved = json.load(stream)
+        if saved.get("inlier_classes") == task.classes:
+            return
+        if not (training and cfg.RUN.FORCE):
+            action = "Pass --force to retrain it" if training else "Retrain it with --force first"
+            raise TaskFolderError(f"{path}: the folder contains the model of inlier classes "
+                                  f"{saved.get('inlier_classes')}, but task {task.task_id} now draws "
+                                  f"{task.classes} because RUN.RANDOM_DRAW_SEED or RUN.RANDOM_INLIER_SETS "
+                                  f"changed. {action}, or choose another RUN.OUTPUT_DIR.")
+    if training:
+        write_json(path, record)
 
 
 def select_shard(tasks, shard):
@@ -113,11 +185,13 @@ def _execute(kind, cfg, task):
     if kind == "train":
         from train_AAE import train
 
+        claim_run_folder(cfg, task, training=True)
         return train(task.fold, task.classes, task.ic, cfg)
     from novelty_detector import main
 
+    claim_run_folder(cfg, task, training=False)
     return main(task.fold, task.classes, task.ic, cfg.DATASET.TOTAL_CLASS_COUNT, cfg.TEST.MUL,
-                cfg.DATASET.FOLDS_COUNT, cfg)
+                cfg.DATASET.FOLDS_COUNT, task_config(cfg, task))
 
 
 def _init_worker(gpu_queue, threads):
@@ -197,7 +271,8 @@ def _start(description, default_config):
         sys.exit(2)
     if args.list:
         for task in tasks:
-            print(f"{task.task_id}\tfold {task.fold}\tinliers {' '.join(map(str, task.classes))}")
+            outliers = "" if task.percentage is None else f"\toutliers {task.percentage:g} %"
+            print(f"{task.task_id}\tfold {task.fold}\tinliers {' '.join(map(str, task.classes))}{outliers}")
         sys.exit(0)
     return cfg, tasks, args
 
@@ -210,6 +285,13 @@ def train_driver(default_config):
     sys.exit(1 if failures else 0)
 
 
+def task_config(cfg, task):
+    """Return ``cfg`` restricted to the task's own outlier percentage, if it has one."""
+    if task.percentage is None:
+        return cfg
+    return derive_config(cfg, [{"TEST": {"PERCENTAGES": [task.percentage]}}], f"task {task.task_id}")
+
+
 def test_driver(default_config):
     """Score every selected task and print the summary table (the body of Testing_test_<dataset>.py)."""
     cfg, tasks, args = _start("Score every selected (fold, inlier set) task and print mean and std per "
@@ -217,7 +299,11 @@ def test_driver(default_config):
     results, failures = run_tasks("test", cfg, tasks, args.workers)
     rows = [row for task_rows in results for row in task_rows]
 
-    if rows:
+    if rows and cfg.RUN.RANDOM_INLIER_SETS:
+        print()
+        print(format_protocol_table(rows, PUBLISHED_BY_PROTOCOL.get(cfg.DATASET.NAME),
+                                    title=f"{cfg.DATASET.NAME}, this invocation"))
+    elif rows:
         print()
         print(format_per_class_table(rows, "auc"))
         print()
