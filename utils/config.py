@@ -60,6 +60,13 @@ DEFAULTS = {
         "SEED": 0,
         # Save reconstruction and sample grids every this many epochs (and after the last).
         "IMAGE_GRID_EVERY": 10,
+        # Noisy fakes (the 2025 revision's "bad-quality path"): the image discriminator also sees
+        # real images corrupted with noise as fakes, pushing the decoder towards clean images.
+        "NOISY_FAKES": False,
+        # "gaussian": add N(0, NOISE_LEVEL^2) per pixel; "salt_pepper": set a NOISE_LEVEL share
+        # of pixels to 0 or 1. Pixels are clipped to [0, 1] afterwards.
+        "NOISE_TYPE": "gaussian",
+        "NOISE_LEVEL": 0.2,
     },
     "TEST": {
         "BATCH_SIZE": 1024,
@@ -106,6 +113,7 @@ VALID_CHOICES = {
     "MODEL.INPUT_IMAGE_SIZE": [32, 64],
     "MODEL.INPUT_IMAGE_CHANNELS": [1, 3],
     "RUN.DEVICE": ["auto", "cpu", "cuda"],
+    "TRAIN.NOISE_TYPE": ["gaussian", "salt_pepper"],
 }
 
 
@@ -252,7 +260,7 @@ def validate_config(cfg, source="config"):
     if cfg.MODEL.ARCH == "gpnd" and cfg.MODEL.WIDTH % 2:
         _fail(source, "MODEL.WIDTH", cfg.MODEL.WIDTH, "an even number for ARCH gpnd (its first layer has WIDTH/2 channels)")
 
-    positive_floats = ["TRAIN.BASE_LEARNING_RATE", "TRAIN.LR_DECAY_FACTOR", "TEST.MUL"]
+    positive_floats = ["TRAIN.BASE_LEARNING_RATE", "TRAIN.LR_DECAY_FACTOR", "TEST.MUL", "TRAIN.NOISE_LEVEL"]
     for key in positive_floats:
         section, name = key.split(".")
         if not cfg[section][name] > 0:
@@ -265,6 +273,8 @@ def validate_config(cfg, source="config"):
         section, name = key.split(".")
         if cfg[section][name] < 0:
             _fail(source, key, cfg[section][name], "a number of at least 0")
+    if cfg.TRAIN.NOISE_TYPE == "salt_pepper" and cfg.TRAIN.NOISE_LEVEL > 1:
+        _fail(source, "TRAIN.NOISE_LEVEL", cfg.TRAIN.NOISE_LEVEL, "a share of pixels in (0, 1] for salt_pepper noise")
     if cfg.RUN.THREADS < 0:
         _fail(source, "RUN.THREADS", cfg.RUN.THREADS, "0 (torch's default) or a positive thread count")
 

@@ -2,7 +2,8 @@
 
 Per batch of real images x, in this order (as in GPND):
 
-1. image discriminator D: real x against decoder outputs G(z), z ~ N(0, I);
+1. image discriminator D: real x against decoder outputs G(z), z ~ N(0, I), and, with
+   TRAIN.NOISY_FAKES, against noisy copies of x as further fakes;
 2. decoder G: make D call G(z) real;
 3. latent discriminator ZD: prior samples against encoder outputs E(x);
 4. encoder and decoder together: RECONSTRUCTION_WEIGHT * BCE(G(E(x)), x) plus
@@ -99,18 +100,36 @@ class Trainer:
     def _prior(self, count):
         return torch.randn(count, self.cfg.MODEL.LATENT_SIZE, generator=self.random).to(self.device)
 
+    def noisy_copy(self, x):
+        """Return ``x`` corrupted with TRAIN.NOISE_TYPE noise of TRAIN.NOISE_LEVEL, in [0, 1]."""
+        level = self.cfg.TRAIN.NOISE_LEVEL
+        if self.cfg.TRAIN.NOISE_TYPE == "gaussian":
+            noise = torch.randn(x.shape, generator=self.random).to(self.device)
+            return (x + level * noise).clamp_(0.0, 1.0)
+        # Salt and pepper: a `level` share of pixels becomes 0 or 1 with equal chance.
+        draws = torch.rand((2,) + tuple(x.shape), generator=self.random).to(self.device)
+        hit = draws[0] < level
+        return torch.where(hit, (draws[1] < 0.5).to(x.dtype), x)
+
+    def discriminator_fakes(self, x):
+        """Return the fake images of the discriminator update: G(z), plus noisy x if enabled."""
+        with torch.no_grad():
+            fakes = self.generator(self._prior(x.shape[0]))
+        if self.cfg.TRAIN.NOISY_FAKES:
+            fakes = torch.cat([fakes, self.noisy_copy(x)])
+        return fakes
+
     def train_step(self, x):
         """Run GPND's four updates on one batch and return the five losses as a tensor."""
         batch = x.shape[0]
         real = torch.ones(batch, device=self.device)
         fake = torch.zeros(batch, device=self.device)
 
-        # 1. image discriminator: real images against decoded prior samples
+        # 1. image discriminator: real images against decoded prior samples (and noisy images)
         self.discriminator.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            x_fake = self.generator(self._prior(batch))
+        x_fake = self.discriminator_fakes(x)
         d_loss = F.binary_cross_entropy(self.discriminator(x), real) + \
-            F.binary_cross_entropy(self.discriminator(x_fake), fake)
+            F.binary_cross_entropy(self.discriminator(x_fake), torch.zeros(len(x_fake), device=self.device))
         d_loss.backward()
         self.optimizers["D"].step()
 

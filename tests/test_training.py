@@ -1,0 +1,52 @@
+"""Training options: noisy fakes for the image discriminator and the learning-rate schedule."""
+
+import pytest
+import torch
+
+from utils.training import Trainer
+
+
+def make_trainer(tiny_cfg, **train):
+    return Trainer(tiny_cfg(TRAIN=train), torch.device("cpu"), seed=0)
+
+
+def test_discriminator_sees_only_decoder_outputs_by_default(tiny_cfg):
+    trainer = make_trainer(tiny_cfg)
+    x = torch.rand(6, 1, 32, 32)
+    fakes = trainer.discriminator_fakes(x)
+    assert fakes.shape == (6, 1, 32, 32)
+
+
+def test_noisy_fakes_added_when_enabled(tiny_cfg):
+    trainer = make_trainer(tiny_cfg, NOISY_FAKES=True, NOISE_TYPE="gaussian", NOISE_LEVEL=0.1)
+    x = torch.full((6, 1, 32, 32), 0.5)
+    fakes = trainer.discriminator_fakes(x)
+    assert fakes.shape == (12, 1, 32, 32)
+    noisy = fakes[6:]
+    assert not torch.equal(noisy, x)
+    assert (noisy - x).std().item() == pytest.approx(0.1, rel=0.1)
+
+
+def test_salt_pepper_noise_share(tiny_cfg):
+    trainer = make_trainer(tiny_cfg, NOISY_FAKES=True, NOISE_TYPE="salt_pepper", NOISE_LEVEL=0.3)
+    x = torch.full((20, 1, 32, 32), 0.5)
+    noisy = trainer.noisy_copy(x)
+    changed = noisy != 0.5
+    assert changed.float().mean().item() == pytest.approx(0.3, abs=0.02)
+    assert set(noisy[changed].unique().tolist()) == {0.0, 1.0}
+
+
+def test_noisy_fakes_change_training(tiny_cfg):
+    x = torch.rand(8, 1, 32, 32)
+    plain = make_trainer(tiny_cfg).train_step(x)
+    noisy = make_trainer(tiny_cfg, NOISY_FAKES=True).train_step(x)
+    assert plain[0].item() != noisy[0].item()
+
+
+def test_learning_rate_divided_every_decay_period(tiny_cfg):
+    trainer = make_trainer(tiny_cfg, BASE_LEARNING_RATE=0.002, LR_DECAY_EPOCHS=30, LR_DECAY_FACTOR=4.0)
+    assert trainer.learning_rate(0) == pytest.approx(0.002)
+    assert trainer.learning_rate(28) == pytest.approx(0.002)
+    # GPND divides at the start of epoch 30 (0-based 29), when (epoch + 1) % 30 == 0.
+    assert trainer.learning_rate(29) == pytest.approx(0.0005)
+    assert trainer.learning_rate(59) == pytest.approx(0.002 / 16)
