@@ -34,6 +34,11 @@ DEFAULTS = {
         "FOLDS_COUNT": 5,
         # Seed of the shuffle before the per-class split into folds.
         "SEED": 0,
+        # "folds": GPND's rotating protocol over FOLDS_COUNT class-stratified folds (test fold k,
+        # validation fold k+1, training on the rest). "fixed_split": a data set with a fixed
+        # training set (fold 0, normal data only) and test set (fold 1) and no validation
+        # set, as in the video benchmarks (UCSD Ped2). FOLDS_COUNT must then be 2.
+        "PROTOCOL": "folds",
     },
     "MODEL": {
         # "light": first layer WIDTH channels, doubling per layer. "gpnd": the published
@@ -102,6 +107,21 @@ DEFAULTS = {
         "THREADS": 0,
         "PROGRESS_BAR": True,
     },
+    # Settings of video data sets (DATASET.PROTOCOL "fixed_split"). Image data sets ignore them.
+    # Frames are converted to MODEL.INPUT_IMAGE_CHANNELS channels (1 = greyscale) and every
+    # patch is resized to MODEL.INPUT_IMAGE_SIZE.
+    "VIDEO": {
+        # Rows and columns of equal patches cut from each frame. [1, 1] uses the whole frame.
+        # A frame's score is the minimum over its patches (the least likely patch).
+        "PATCH_GRID": [1, 1],
+        # Standard deviation, in frames, of the Gaussian that smooths each clip's scores over
+        # time in the "smoothed" metric variants.
+        "SMOOTHING_SIGMA": 3.0,
+        # Test clip number (the NNN of TestNNN) drawn as an animated GIF; 0 draws none.
+        "ANIMATION_CLIP": 1,
+        # The GIF shows every this many frames, which keeps the file small.
+        "ANIMATION_FRAME_STEP": 2,
+    },
 }
 
 # Upper limit of RUN.RANDOM_DRAW_COUNT. Task ids number the draws of the k-th pair of
@@ -109,6 +129,7 @@ DEFAULTS = {
 MAX_RANDOM_DRAW_COUNT = 1000
 
 VALID_CHOICES = {
+    "DATASET.PROTOCOL": ["folds", "fixed_split"],
     "MODEL.ARCH": ["light", "gpnd"],
     "MODEL.INPUT_IMAGE_SIZE": [32, 64],
     "MODEL.INPUT_IMAGE_CHANNELS": [1, 3],
@@ -249,14 +270,17 @@ def validate_config(cfg, source="config"):
     positive_ints = ["DATASET.TOTAL_CLASS_COUNT", "MODEL.WIDTH", "MODEL.LATENT_SIZE",
                      "TRAIN.EPOCH_COUNT", "TRAIN.BATCH_SIZE", "TRAIN.LR_DECAY_EPOCHS",
                      "TRAIN.IMAGE_GRID_EVERY", "TEST.BATCH_SIZE", "TEST.HISTOGRAM_BINS",
-                     "RUN.RANDOM_DRAW_COUNT"]
+                     "RUN.RANDOM_DRAW_COUNT", "VIDEO.ANIMATION_FRAME_STEP"]
     for key in positive_ints:
         section, name = key.split(".")
         if cfg[section][name] < 1:
             _fail(source, key, cfg[section][name], "an integer of at least 1")
-    if cfg.DATASET.FOLDS_COUNT < 3:
+    if cfg.DATASET.PROTOCOL == "folds" and cfg.DATASET.FOLDS_COUNT < 3:
         # Each fold needs a distinct test fold, validation fold and at least one training fold.
         _fail(source, "DATASET.FOLDS_COUNT", cfg.DATASET.FOLDS_COUNT, "an integer of at least 3")
+    if cfg.DATASET.PROTOCOL == "fixed_split" and cfg.DATASET.FOLDS_COUNT != 2:
+        _fail(source, "DATASET.FOLDS_COUNT", cfg.DATASET.FOLDS_COUNT,
+              "2 for DATASET.PROTOCOL fixed_split (fold 0 is the training set, fold 1 the test set)")
     if cfg.MODEL.ARCH == "gpnd" and cfg.MODEL.WIDTH % 2:
         _fail(source, "MODEL.WIDTH", cfg.MODEL.WIDTH, "an even number for ARCH gpnd (its first layer has WIDTH/2 channels)")
 
@@ -277,6 +301,8 @@ def validate_config(cfg, source="config"):
         _fail(source, "TRAIN.NOISE_LEVEL", cfg.TRAIN.NOISE_LEVEL, "a share of pixels in (0, 1] for salt_pepper noise")
     if cfg.RUN.THREADS < 0:
         _fail(source, "RUN.THREADS", cfg.RUN.THREADS, "0 (torch's default) or a positive thread count")
+
+    _validate_video(cfg, source)
 
     if not (cfg.TEST.USE_LATENT_TERM or cfg.TEST.USE_RECONSTRUCTION_TERM or cfg.TEST.USE_JACOBIAN_TERM):
         _fail(source, "TEST.USE_*_TERM", False, "at least one score term switched on")
@@ -353,6 +379,16 @@ def derive_config(cfg, overrides, source="derived config"):
     derived = _to_config(tree)
     validate_config(derived, source)
     return derived
+
+
+def _validate_video(cfg, source):
+    grid = cfg.VIDEO.PATCH_GRID
+    if len(grid) != 2 or any(isinstance(count, bool) or not isinstance(count, int) or count < 1 for count in grid):
+        _fail(source, "VIDEO.PATCH_GRID", grid, "[rows, columns] with two integers of at least 1")
+    if not cfg.VIDEO.SMOOTHING_SIGMA > 0:
+        _fail(source, "VIDEO.SMOOTHING_SIGMA", cfg.VIDEO.SMOOTHING_SIGMA, "a number of frames greater than 0")
+    if cfg.VIDEO.ANIMATION_CLIP < 0:
+        _fail(source, "VIDEO.ANIMATION_CLIP", cfg.VIDEO.ANIMATION_CLIP, "a test clip number, or 0 for no animation")
 
 
 def inlier_sets(cfg):

@@ -11,6 +11,8 @@ A fold file ``data_fold_<k>.pkl`` holds one dictionary (a "fold record"):
 
 Protocol, as in GPND: for fold k the test set is fold k, the validation set is fold k+1 (mod the
 fold count, all classes) and the training set is the remaining folds filtered to the inliers.
+Data sets with DATASET.PROTOCOL "fixed_split" (UCSD Ped2) instead have exactly two fold files,
+fold 0 the training set and fold 1 the test set, and are read by ``utils/video.py``.
 """
 
 import logging
@@ -134,6 +136,10 @@ class Split:
 
 def load_protocol(cfg, fold):
     """Return the (train, validation, test) splits of ``fold``, train still holding all classes."""
+    if cfg.DATASET.PROTOCOL != "folds":
+        raise FoldError(f"{cfg.DATASET.NAME}: DATASET.PROTOCOL is {cfg.DATASET.PROTOCOL!r}, which has a fixed "
+                        f"training fold and test fold and no validation fold, so the rotating fold protocol "
+                        f"does not apply; use the video drivers (Testing_train_ucsd.py, Testing_test_ucsd.py)")
     folder = resolve_path(cfg.DATASET.PATH)
     folds_count = cfg.DATASET.FOLDS_COUNT
     validation_fold = (fold + 1) % folds_count

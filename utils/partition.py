@@ -12,10 +12,20 @@ from utils.runtime import setup_logging
 logger = logging.getLogger(__name__)
 
 
-def partition_main(description, default_config, load_images, takes_source=True):
+def write_stratified_folds(cfg, folder, loaded):
+    """Split ``loaded`` = (images, labels[, extras]) into DATASET.FOLDS_COUNT class-stratified folds."""
+    images, labels = loaded[0], loaded[1]
+    extras = loaded[2] if len(loaded) > 2 else None
+    write_folds(folder, cfg.DATASET.NAME, images, labels, cfg.DATASET.FOLDS_COUNT, cfg.DATASET.SEED, extras)
+
+
+def partition_main(description, default_config, load_images, takes_source=True,
+                   write_partition=write_stratified_folds):
     """Parse the command line, load the data with ``load_images(cfg)`` and write the folds.
 
-    ``load_images`` returns (images, labels) or (images, labels, extras).
+    ``write_partition(cfg, folder, loaded)`` writes the fold files from the value of
+    ``load_images``. The default takes (images, labels) or (images, labels, extras) and splits
+    them into class-stratified folds. Data sets with a fixed split pass their own writer.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default=default_config, help=f"dataset YAML file (default {default_config})")
@@ -35,10 +45,8 @@ def partition_main(description, default_config, load_images, takes_source=True):
     try:
         cfg = load_config(resolve_path(args.config), overrides)
         loaded = load_images(cfg)
-        images, labels = loaded[0], loaded[1]
-        extras = loaded[2] if len(loaded) > 2 else None
         folder = resolve_path(cfg.DATASET.PATH)
-        write_folds(folder, cfg.DATASET.NAME, images, labels, cfg.DATASET.FOLDS_COUNT, cfg.DATASET.SEED, extras)
+        write_partition(cfg, folder, loaded)
     except (ConfigError, DatasetError, FoldError) as error:
         logger.error("%s", error)
         sys.exit(2)

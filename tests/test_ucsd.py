@@ -1,0 +1,577 @@
+"""Tests of the UCSD Ped2 reader, the frame-level video metrics and the video pipeline.
+
+Every file is written under pytest's tmp_path. The real-data test runs only when the
+environment variable GPND_SHARED_DATASETS names a folder that contains ucsd-ped2/UCSDped2.
+"""
+
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from evaluation import MetricError
+from utils.config import ConfigError, load_config
+from utils.folds import FoldError, load_protocol, read_fold
+from utils.partition import partition_main
+from utils.ucsd import (UcsdError, check_frame_numbers, list_numbered_images, load_ucsd,
+                        load_ucsd_for_config, parse_ground_truth, patch_boxes, write_ucsd_folds)
+from utils import video
+from utils.video_metrics import (equal_error_rate, evaluate_variants, frame_level_metrics,
+                                 frame_scores_from_patches, normalise_per_clip, smooth_per_clip)
+from utils.video_plots import patch_mosaic
+
+UCSD_CONFIG = "configs/ucsd.yaml"
+FRAME_SIZE = 32
+FRAMES_PER_CLIP = 12
+# Pixel value of the synthetic anomaly; the synthetic background stays below NORMAL_MAX.
+ANOMALY_VALUE = 255
+NORMAL_MAX = 150
+ANOMALY_BOX = (4, 12, 20, 28)  # top, bottom, left, right
+# Ground truth of the synthetic test clips: one range in clip 1, two ranges in clip 2.
+SYNTHETIC_GROUND_TRUTH = {1: [(5, 9)], 2: [(2, 3), (8, 12)]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic data in the official layout
+
+
+def synthetic_frame(number, anomalous):
+    """Return a 32x32 frame: a grey gradient, a dark walker moving right and, if anomalous, a bright square."""
+    _, columns = np.mgrid[0:FRAME_SIZE, 0:FRAME_SIZE]
+    frame = 60 + 80 * columns / FRAME_SIZE
+    walker = (2 * number) % (FRAME_SIZE - 4)
+    frame[18:28, walker:walker + 3] = 30
+    if anomalous:
+        top, bottom, left, right = ANOMALY_BOX
+        frame[top:bottom, left:right] = ANOMALY_VALUE
+    return frame.astype(np.uint8)
+
+
+def ground_truth_text(entries):
+    lines = ["TestVideoFile = {};"]
+    for clip in sorted(entries):
+        ranges = ", ".join(f"{first}:{last}" for first, last in entries[clip])
+        lines.append(f"TestVideoFile{{end+1}}.gt_frame = [{ranges}];")
+    return "\n".join(lines) + "\n"
+
+
+def write_layout(root, train_clips=2, ground_truth=None, test_clips=2, masks=True):
+    """Write UCSDped2/Train and UCSDped2/Test as unpadded .tif frames (1.tif ... 12.tif).
+
+    Unpadded names sort as 1, 10, 11, 12, 2 by string, so a reader that ignores the numeric
+    order puts the anomalous frames in the wrong place. Returns the UCSDped2 folder.
+    """
+    ground_truth = SYNTHETIC_GROUND_TRUTH if ground_truth is None else ground_truth
+    source = root / "UCSDped2"
+    for clip in range(1, train_clips + 1):
+        folder = source / "Train" / f"Train{clip:03d}"
+        folder.mkdir(parents=True)
+        for number in range(1, FRAMES_PER_CLIP + 1):
+            Image.fromarray(synthetic_frame(number, False)).save(folder / f"{number}.tif")
+        (folder / "Thumbs.db").write_bytes(b"not an image")
+
+    for clip in range(1, test_clips + 1):
+        folder = source / "Test" / f"Test{clip:03d}"
+        folder.mkdir(parents=True)
+        anomalous = np.zeros(FRAMES_PER_CLIP + 1, dtype=bool)
+        for first, last in SYNTHETIC_GROUND_TRUTH.get(clip, []):
+            anomalous[first:last + 1] = True
+        for number in range(1, FRAMES_PER_CLIP + 1):
+            Image.fromarray(synthetic_frame(number, anomalous[number])).save(folder / f"{number}.tif")
+        (folder / "._1.tif").write_bytes(b"AppleDouble metadata")
+        if masks:
+            mask_folder = source / "Test" / f"Test{clip:03d}_gt"
+            mask_folder.mkdir()
+            for number in range(1, FRAMES_PER_CLIP + 1):
+                mask = np.zeros((FRAME_SIZE, FRAME_SIZE), dtype=np.uint8)
+                if anomalous[number]:
+                    top, bottom, left, right = ANOMALY_BOX
+                    mask[top:bottom, left:right] = 255
+                # Clip 1 names its masks like Test006_gt of the real data, clip 2 like the others.
+                name = f"frame{number:03d}.png" if clip == 1 else f"{number:03d}.bmp"
+                Image.fromarray(mask).save(mask_folder / name)
+    (source / "Test" / "UCSDped2.m").write_text(ground_truth_text(ground_truth))
+    return source
+
+
+def tiny_overrides(tmp_path, source, grid=(1, 1)):
+    """Return config overrides for a seconds-long run on the synthetic data, all paths in tmp_path."""
+    return [f"DATASET.SOURCE={source}", f"DATASET.PATH={tmp_path / 'folds'}",
+            f"RUN.OUTPUT_DIR={tmp_path / 'results'}", f"VIDEO.PATCH_GRID=[{grid[0]}, {grid[1]}]",
+            "MODEL.INPUT_IMAGE_SIZE=32", "MODEL.WIDTH=8", "TRAIN.EPOCH_COUNT=1", "TRAIN.BATCH_SIZE=8",
+            "TRAIN.IMAGE_GRID_EVERY=1", "TEST.BATCH_SIZE=64", "TEST.HISTOGRAM_BINS=5",
+            "VIDEO.SMOOTHING_SIGMA=1.0", "VIDEO.ANIMATION_CLIP=2", "VIDEO.ANIMATION_FRAME_STEP=2",
+            "RUN.DEVICE=cpu", "RUN.PROGRESS_BAR=false", "RUN.THREADS=1"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground-truth parser
+
+
+def test_ground_truth_single_range():
+    text = "TestVideoFile = {};\nTestVideoFile{end+1}.gt_frame = [61:180];\n"
+    assert parse_ground_truth(text) == {1: [(61, 180)]}
+
+
+def test_ground_truth_multiple_ranges():
+    text = ("TestVideoFile{end+1}.gt_frame = [1:10, 50:60];\n"
+            "TestVideoFile{end+1}.gt_frame = [1:10 50 : 60];\n"
+            "TestVideoFile{end+1}.gt_frame = [7];\n"
+            "\n"
+            "% a comment line\n"
+            "TestVideoFile{5}.gt_frame = [3:4]; % explicit index\n"
+            "TestVideoFile{end+1}.gt_frame = [];\n")
+    entries = parse_ground_truth(text)
+    assert entries[1] == [(1, 10), (50, 60)]
+    assert entries[2] == [(1, 10), (50, 60)]
+    assert entries[3] == [(7, 7)]
+    assert entries[5] == [(3, 4)]
+    # `end+1` after {5} appends clip 6, as MATLAB does.
+    assert entries[6] == []
+    assert sorted(entries) == [1, 2, 3, 5, 6]
+
+
+def test_ground_truth_explicit_indices():
+    text = "TestVideoFile{1}.gt_frame = [61:180];\nTestVideoFile{2}.gt_frame = [95:180];\n"
+    assert parse_ground_truth(text) == {1: [(61, 180)], 2: [(95, 180)]}
+
+
+def test_ground_truth_real_ped2_lines():
+    ranges = [(61, 180), (95, 180), (1, 146), (31, 180), (1, 129), (1, 159),
+              (46, 180), (1, 180), (1, 120), (1, 150), (1, 180), (88, 180)]
+    text = "TestVideoFile = {};\n" + "".join(f"TestVideoFile{{end+1}}.gt_frame = [{first}:{last}];\n"
+                                             for first, last in ranges)
+    entries = parse_ground_truth(text)
+    assert sorted(entries) == list(range(1, 13))
+    assert [entries[clip][0] for clip in range(1, 13)] == ranges
+
+
+@pytest.mark.parametrize("line, message", [
+    ("TestVideoFile{end+1}.gt_frame = [61-180];", "invalid frame range '61-180'"),
+    ("TestVideoFile{end+1}.gt_frame = [1:2:10];", "invalid frame range '1:2:10'"),
+    ("TestVideoFile{end+1}.gt_frame = [0:5];", "frames are numbered from 1"),
+    ("TestVideoFile{end+1}.gt_frame = [10:5];", "must not come after the last"),
+    ("TestVideoFile{end+1}.gt_frame = 61:180;", "cannot parse"),
+    ("TestVideoFile{end+1}.gt_frames = [61:180];", "cannot parse"),
+    ("TestVideoFile{0}.gt_frame = [1:5];", "indices start at 1"),
+    ("TestVideoFile{1}.gt_frame = [1:5];", "clip 1 already has"),
+    ("gt = [1:5];", "cannot parse"),
+])
+def test_ground_truth_malformed_line(line, message):
+    text = "TestVideoFile{end+1}.gt_frame = [1:3];\n" + line + "\n"
+    with pytest.raises(UcsdError, match="line 2") as raised:
+        parse_ground_truth(text, "UCSDped2.m")
+    assert message in str(raised.value)
+    assert "UCSDped2.m" in str(raised.value)
+
+
+def test_ground_truth_empty_file():
+    with pytest.raises(UcsdError, match="no ground-truth entries"):
+        parse_ground_truth("TestVideoFile = {};\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame files and clip consistency
+
+
+def test_frames_numeric_order(tmp_path):
+    for name in ["10.tif", "2.tif", "1.tif", "Thumbs.db", "._3.tif", "notes.txt", "3.TIF"]:
+        (tmp_path / name).write_bytes(b"")
+    numbers = [number for number, _ in list_numbered_images(tmp_path)]
+    assert numbers == [1, 2, 3, 10]
+
+
+def test_frames_prefixed_names(tmp_path):
+    for number in [1, 2, 10]:
+        (tmp_path / f"frame{number:03d}.png").write_bytes(b"")
+    paths = [os.path.basename(path) for _, path in list_numbered_images(tmp_path)]
+    assert paths == ["frame001.png", "frame002.png", "frame010.png"]
+
+
+def test_frames_duplicate_number(tmp_path):
+    (tmp_path / "001.jpg").write_bytes(b"")
+    (tmp_path / "1.tif").write_bytes(b"")
+    with pytest.raises(UcsdError, match="both have frame number 1"):
+        list_numbered_images(tmp_path)
+
+
+def test_frames_gap_in_numbers():
+    with pytest.raises(UcsdError, match="without gaps"):
+        check_frame_numbers([1, 2, 4], "Test001")
+    with pytest.raises(UcsdError, match="without gaps"):
+        check_frame_numbers([0, 1, 2], "Test001")
+    check_frame_numbers([1, 2, 3], "Test001")
+
+
+def test_clip_without_ground_truth(tmp_path):
+    source = write_layout(tmp_path, ground_truth={1: [(5, 9)]})
+    with pytest.raises(UcsdError, match="Test002: no ground-truth entry"):
+        load_ucsd(str(source), 1, FRAME_SIZE, [1, 1])
+
+
+def test_ground_truth_without_clip(tmp_path):
+    entries = dict(SYNTHETIC_GROUND_TRUTH)
+    entries[3] = [(1, 4)]
+    source = write_layout(tmp_path, ground_truth=entries)
+    with pytest.raises(UcsdError, match=r"entries for clips \[3\] have no Test folder"):
+        load_ucsd(str(source), 1, FRAME_SIZE, [1, 1])
+
+
+def test_ground_truth_range_outside_clip(tmp_path):
+    source = write_layout(tmp_path, ground_truth={1: [(5, 9)], 2: [(8, 13)]})
+    with pytest.raises(UcsdError, match="Test002: ground-truth range 8:13") as raised:
+        load_ucsd(str(source), 1, FRAME_SIZE, [1, 1])
+    assert "12 frames" in str(raised.value)
+
+
+def test_mask_count_mismatch(tmp_path):
+    source = write_layout(tmp_path)
+    os.remove(source / "Test" / "Test002_gt" / "012.bmp")
+    with pytest.raises(UcsdError, match="11 masks for a clip of 12 frames"):
+        load_ucsd(str(source), 1, FRAME_SIZE, [1, 1])
+
+
+def test_missing_source_folder(tmp_path):
+    with pytest.raises(UcsdError, match="Train not found"):
+        load_ucsd(str(tmp_path), 1, FRAME_SIZE, [1, 1])
+    with pytest.raises(UcsdError, match="DATASET.SOURCE is empty"):
+        load_ucsd("", 1, FRAME_SIZE, [1, 1])
+
+
+def test_load_ucsd_labels_follow_frame_numbers(tmp_path):
+    source = write_layout(tmp_path)
+    loaded = load_ucsd(str(source), 1, FRAME_SIZE, [1, 1])
+    images, labels, extras = loaded["test"]
+    assert len(images) == 2 * FRAMES_PER_CLIP
+    assert extras["clip"].tolist() == [1] * 12 + [2] * 12
+    assert extras["frame"].tolist() == list(range(1, 13)) * 2
+    expected = np.zeros(24, dtype=np.int64)
+    expected[4:9] = 1            # clip 1, frames 5..9
+    expected[12 + 1:12 + 3] = 1  # clip 2, frames 2..3
+    expected[12 + 7:24] = 1      # clip 2, frames 8..12
+    assert labels.tolist() == expected.tolist()
+    # The bright square is in exactly the frames labelled anomalous, so frames are in numeric order.
+    brightest = images.reshape(len(images), -1).max(axis=1)
+    assert np.all(brightest[labels == 1] == ANOMALY_VALUE)
+    assert np.all(brightest[labels == 0] < NORMAL_MAX)
+    assert np.array_equal(extras["mask_pixels"] > 0, labels == 1)
+
+    train_images, train_labels, train_extras = loaded["train"]
+    assert len(train_images) == 2 * FRAMES_PER_CLIP
+    assert not train_labels.any()
+    assert np.all(train_extras["mask_pixels"] == -1)
+
+
+def test_load_ucsd_patch_grid(tmp_path):
+    source = write_layout(tmp_path)
+    images, labels, extras = load_ucsd(str(source), 1, FRAME_SIZE, [2, 2])["test"]
+    assert images.shape == (2 * FRAMES_PER_CLIP * 4, 1, FRAME_SIZE, FRAME_SIZE)
+    assert extras["patch"][:8].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert extras["frame"][:8].tolist() == [1, 1, 1, 1, 2, 2, 2, 2]
+    # The square (rows 4..11, columns 20..27) lies in the top-right patch (index 1) only.
+    anomalous_frame = np.flatnonzero((extras["clip"] == 1) & (extras["frame"] == 5))
+    assert extras["mask_pixels"][anomalous_frame].tolist() == [0, 64, 0, 0]
+    assert labels[anomalous_frame].tolist() == [1, 1, 1, 1]
+
+
+def test_patch_boxes_uneven_frame():
+    boxes = patch_boxes(240, 360, [2, 3])
+    assert boxes[0] == (0, 120, 0, 120)
+    assert boxes[5] == (120, 240, 240, 360)
+    assert patch_boxes(5, 5, [2, 2]) == [(0, 2, 0, 2), (0, 2, 2, 5), (2, 5, 0, 2), (2, 5, 2, 5)]
+
+
+def test_patch_mosaic_restores_layout():
+    patches = np.arange(6 * 2 * 2, dtype=np.uint8).reshape(6, 1, 2, 2)
+    mosaic = patch_mosaic(patches, [2, 3])
+    assert mosaic.shape == (4, 6)
+    assert mosaic[0, 2] * 255 == pytest.approx(patches[1, 0, 0, 0])
+    assert mosaic[3, 5] * 255 == pytest.approx(patches[5, 0, 1, 1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Config and fold protocol
+
+
+def test_config_fixed_split_needs_two_folds():
+    with pytest.raises(ConfigError, match="FOLDS_COUNT"):
+        load_config(UCSD_CONFIG, ["DATASET.FOLDS_COUNT=5", "RUN.FOLDS=[1]"])
+
+
+@pytest.mark.parametrize("override", ["VIDEO.PATCH_GRID=[2]", "VIDEO.PATCH_GRID=[0, 1]",
+                                      "VIDEO.PATCH_GRID=[true, 2]", "VIDEO.SMOOTHING_SIGMA=0",
+                                      "VIDEO.ANIMATION_CLIP=-1", "VIDEO.ANIMATION_FRAME_STEP=0",
+                                      "DATASET.PROTOCOL=fixed"])
+def test_config_invalid_video_value(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        load_config(UCSD_CONFIG, [override])
+
+
+def test_config_mnist_protocol_unchanged():
+    cfg = load_config("configs/mnist.yaml")
+    assert cfg.DATASET.PROTOCOL == "folds"
+    assert cfg.DATASET.FOLDS_COUNT == 5
+
+
+def test_load_protocol_rejects_fixed_split():
+    with pytest.raises(FoldError, match="fixed_split"):
+        load_protocol(load_config(UCSD_CONFIG), 1)
+
+
+def test_partition_rejects_folds_protocol(tmp_path):
+    cfg = load_config("configs/mnist.yaml", [f"DATASET.SOURCE={tmp_path}"])
+    with pytest.raises(UcsdError, match="fixed_split"):
+        load_ucsd_for_config(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics (scores are log p(x): high = normal)
+
+
+def test_patch_scores_reduce_to_minimum():
+    # Records of two frames of clip 3 and one frame of clip 1, shuffled.
+    clips = np.array([3, 1, 3, 3, 1, 3])
+    frames = np.array([2, 1, 1, 2, 1, 1])
+    labels = np.array([1, 0, 0, 1, 0, 0])
+    scores = np.array([-5.0, 2.0, 4.0, 7.0, 3.0, 1.0])
+    table = frame_scores_from_patches(clips, frames, labels, scores)
+    assert table["clip"].tolist() == [1, 3, 3]
+    assert table["frame"].tolist() == [1, 1, 2]
+    assert table["label"].tolist() == [0, 0, 1]
+    assert table["score"].tolist() == [2.0, 1.0, -5.0]
+
+
+def test_patch_labels_must_agree():
+    with pytest.raises(ValueError, match="clip 1, frame 1"):
+        frame_scores_from_patches([1, 1], [1, 1], [0, 1], [0.0, 1.0])
+
+
+def test_equal_error_rate_hand_cases():
+    # Anomalous first in anomaly-score order, then normal: no error at all.
+    assert equal_error_rate([1, 1, 0, 0], [4, 3, 2, 1]) == 0.0
+    # ROC (0, 0) (0, .5) (1/3, .5) (1/3, 1) (1, 1): the line FPR = FNR crosses the vertical
+    # segment at FPR 1/3 (FNR falls from 1/2 to 0 there).
+    assert equal_error_rate([1, 0, 1, 0, 0], [5, 4, 3, 2, 1]) == pytest.approx(1 / 3)
+    # A tie between an anomalous and a normal frame gives the diagonal (0, .5)-(.5, 1), which
+    # meets FPR = 1 - TPR at FPR 1/4.
+    assert equal_error_rate([1, 1, 0, 0], [0.9, 0.5, 0.5, 0.1]) == pytest.approx(0.25)
+    # All anomaly scores equal: the ROC is the diagonal, EER 1/2.
+    assert equal_error_rate([1, 0], [1.0, 1.0]) == pytest.approx(0.5)
+
+
+def test_equal_error_rate_needs_both_labels():
+    with pytest.raises(MetricError, match="all 3 frames are normal"):
+        equal_error_rate([0, 0, 0], [1, 2, 3])
+
+
+def test_raw_metrics_hand_case():
+    # Clip 1: normal 10, 9; anomalous 1, 2 -> AUC 1.
+    # Clip 2: normal 6, 7; anomalous 5, 6.5 -> 3 of 4 pairs ordered -> AUC 0.75.
+    # Clip 3: normal only -> left out of the macro AUC.
+    clips = np.array([1, 1, 1, 1, 2, 2, 2, 2, 3, 3])
+    labels = np.array([0, 0, 1, 1, 0, 1, 0, 1, 0, 0])
+    scores = np.array([10, 9, 1, 2, 6, 5, 7, 6.5, 3, 3.5])
+    metrics = frame_level_metrics(clips, labels == 1, scores)
+    assert metrics["clip_auc"] == {1: 1.0, 2: 0.75}
+    assert metrics["macro_auc"] == pytest.approx(0.875)
+    assert metrics["macro_auc_clips"] == 2
+    assert metrics["skipped_clips"] == "3"
+    # 19 of the 24 (anomalous, normal) pairs have the anomalous frame scored lower.
+    assert metrics["micro_auc"] == pytest.approx(19 / 24)
+    assert metrics["micro_auc"] == pytest.approx(roc_auc_score(labels == 0, scores))
+    # In score order 1A 2A 3N 3.5N 5A 6N ... the ROC reaches (1/3, .5) then (1/3, .75).
+    assert metrics["eer"] == pytest.approx(1 / 3)
+
+
+def test_normalised_metrics_hand_case():
+    clips = np.array([1, 1, 1, 1, 2, 2, 2, 2])
+    frames = np.array([1, 2, 3, 4, 1, 2, 3, 4])
+    labels = np.array([0, 0, 1, 1, 0, 0, 1, 1])
+    # Clip 1 scores lie around 100, clip 2 around 5: each clip alone is separated perfectly.
+    scores = np.array([100, 100, 90, 90, 10, 10, 0, 0], dtype=float)
+    metrics, variants = evaluate_variants(clips, frames, labels, scores, sigma=0.5)
+    assert variants["normalised"].tolist() == [1, 1, 0, 0, 1, 1, 0, 0]
+    # Raw: both clip-1 anomalous frames (90) score above both clip-2 normal frames (10): 4 of
+    # 16 pairs wrong, and the ROC passes through (.5, .5), the EER point.
+    assert metrics["raw"]["micro_auc"] == pytest.approx(0.75)
+    assert metrics["raw"]["eer"] == pytest.approx(0.5)
+    assert metrics["raw"]["macro_auc"] == pytest.approx(1.0)
+    assert metrics["normalised"]["micro_auc"] == pytest.approx(1.0)
+    assert metrics["normalised"]["eer"] == pytest.approx(0.0)
+    assert metrics["normalised"]["macro_auc"] == pytest.approx(1.0)
+
+
+def test_smoothed_metrics_hand_case():
+    # One clip of 20 frames: normal frames score 10 except a one-frame dip to 0 at frame 5,
+    # anomalous frames 13..20 score 2. Raw, the dip ranks below all 8 anomalous frames: 8 of 96
+    # pairs wrong. Smoothed with sigma 1 the dip rises to about 6, above every smoothed
+    # anomalous frame (at most about 4.5 at frame 13), so every pair is ordered.
+    frames = np.arange(1, 21)
+    clips = np.ones(20, dtype=int)
+    labels = (frames >= 13).astype(int)
+    scores = np.where(labels == 1, 2.0, 10.0)
+    scores[4] = 0.0
+    metrics, variants = evaluate_variants(clips, frames, labels, scores, sigma=1.0)
+    assert metrics["raw"]["micro_auc"] == pytest.approx(88 / 96)
+    assert metrics["smoothed"]["micro_auc"] == pytest.approx(1.0)
+    assert metrics["smoothed_normalised"]["micro_auc"] == pytest.approx(1.0)
+    assert metrics["smoothed"]["eer"] == pytest.approx(0.0)
+    assert variants["smoothed"][4] == pytest.approx(10 - 10 * 0.3990, abs=0.01)
+    assert variants["smoothed_normalised"].min() == 0.0
+    assert variants["smoothed_normalised"].max() == 1.0
+    # Only one clip: the macro AUC equals that clip's AUC.
+    assert metrics["raw"]["macro_auc"] == pytest.approx(metrics["raw"]["micro_auc"])
+
+
+def test_smoothing_stays_inside_clip():
+    clips = np.array([1, 1, 1, 2, 2, 2])
+    frames = np.array([1, 2, 3, 1, 2, 3])
+    scores = np.array([0.0, 0.0, 0.0, 100.0, 100.0, 100.0])
+    assert smooth_per_clip(clips, frames, scores, 2.0) == pytest.approx(scores)
+
+
+def test_normalising_constant_clip():
+    normalised = normalise_per_clip(np.array([1, 1, 2, 2]), np.array([1, 2, 1, 2]), np.array([3.0, 3.0, 1.0, 2.0]))
+    assert normalised.tolist() == [0.5, 0.5, 0.0, 1.0]
+
+
+def test_variants_need_time_order():
+    with pytest.raises(ValueError, match="not consecutive"):
+        smooth_per_clip(np.array([1, 1, 1]), np.array([1, 3, 2]), np.zeros(3), 1.0)
+    with pytest.raises(ValueError, match="not grouped by clip"):
+        smooth_per_clip(np.array([1, 2, 1]), np.array([1, 1, 2]), np.zeros(3), 1.0)
+
+
+def test_macro_auc_without_two_label_clip():
+    metrics = frame_level_metrics(np.array([1, 1, 2, 2]), np.array([0, 0, 1, 1], dtype=bool),
+                                  np.array([4.0, 3.0, 2.0, 1.0]))
+    assert np.isnan(metrics["macro_auc"])
+    assert metrics["macro_auc_clips"] == 0
+    assert metrics["skipped_clips"] == "1 2"
+    assert metrics["micro_auc"] == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+
+
+def run_partition(monkeypatch, config, overrides):
+    argv = ["partition_ucsd.py", "--config", config]
+    for override in overrides:
+        argv += ["--set", override]
+    monkeypatch.setattr(sys, "argv", argv)
+    partition_main("test", UCSD_CONFIG, load_ucsd_for_config, write_partition=write_ucsd_folds)
+
+
+def driver_arguments(overrides):
+    argv = ["--config", UCSD_CONFIG]
+    for override in overrides:
+        argv += ["--set", override]
+    return argv
+
+
+def test_end_to_end_synthetic_clips(tmp_path, monkeypatch, capsys):
+    source = write_layout(tmp_path / "raw")
+    overrides = tiny_overrides(tmp_path, source, grid=(2, 2))
+    run_partition(monkeypatch, UCSD_CONFIG, overrides)
+
+    cfg = load_config(UCSD_CONFIG, overrides)
+    train_record = read_fold(str(tmp_path / "folds"), 0, cfg)
+    test_record = read_fold(str(tmp_path / "folds"), 1, cfg)
+    assert len(train_record["images"]) == 2 * FRAMES_PER_CLIP * 4
+    assert len(test_record["images"]) == 2 * FRAMES_PER_CLIP * 4
+    assert sorted(test_record["extras"]) == ["clip", "frame", "mask_pixels", "patch"]
+    assert int(test_record["labels"].sum()) == (5 + 2 + 5) * 4
+
+    video.train_driver(UCSD_CONFIG, driver_arguments(overrides))
+    run_folder = tmp_path / "results" / "ucsd-ped2" / "fold_1" / "set_0"
+    assert (run_folder / "encoder_ucsd-ped2_f1_ic0.pt").is_file()
+    assert (run_folder / "generator_ucsd-ped2_f1_ic0.pt").is_file()
+
+    video.test_driver(UCSD_CONFIG, driver_arguments(overrides))
+    printed = capsys.readouterr().out
+    assert "| smoothed_normalised |" in printed
+
+    with open(tmp_path / "results" / "ucsd-ped2" / "results.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["variant"] for row in rows] == ["raw", "normalised", "smoothed", "smoothed_normalised"]
+    for row in rows:
+        for name in ["micro_auc", "macro_auc", "eer"]:
+            assert 0.0 <= float(row[name]) <= 1.0, (row["variant"], name, row[name])
+        assert row["test_frames"] == "24"
+        assert row["anomalous_frames"] == "12"
+        assert row["macro_auc_clips"] == "2"
+        assert row["patch_grid"] == "2x2"
+
+    with open(run_folder / "video_metrics_mul0.2.json") as stream:
+        saved = json.load(stream)
+    assert sorted(saved["variants"]) == ["normalised", "raw", "smoothed", "smoothed_normalised"]
+    assert sorted(saved["variants"]["raw"]["clip_auc"]) == ["1", "2"]
+
+    with open(run_folder / "frame_scores_mul0.2.csv", newline="") as stream:
+        frame_rows = list(csv.DictReader(stream))
+    assert [(int(row["clip"]), int(row["frame"])) for row in frame_rows] == \
+        [(clip, frame) for clip in (1, 2) for frame in range(1, 13)]
+
+    assert (run_folder / "plots" / "clips" / "Test001.png").is_file()
+    assert (run_folder / "plots" / "clips" / "Test002.png").is_file()
+    with Image.open(run_folder / "plots" / "Test002.gif") as animation:
+        assert animation.format == "GIF"
+        assert animation.n_frames == FRAMES_PER_CLIP // 2
+
+
+def test_test_driver_rejects_unknown_animation_clip(tmp_path, monkeypatch, caplog):
+    source = write_layout(tmp_path / "raw")
+    overrides = tiny_overrides(tmp_path, source) + ["VIDEO.ANIMATION_CLIP=7"]
+    run_partition(monkeypatch, UCSD_CONFIG, overrides)
+    with pytest.raises(SystemExit) as raised:
+        video.test_driver(UCSD_CONFIG, driver_arguments(overrides))
+    assert raised.value.code == 2
+    assert "VIDEO.ANIMATION_CLIP = 7 is not a test clip" in caplog.text
+
+
+def test_partition_reports_missing_entry(tmp_path, monkeypatch, caplog):
+    source = write_layout(tmp_path / "raw", ground_truth={1: [(5, 9)]})
+    with pytest.raises(SystemExit) as raised:
+        run_partition(monkeypatch, UCSD_CONFIG, tiny_overrides(tmp_path, source))
+    assert raised.value.code == 2
+    assert "Test002: no ground-truth entry" in caplog.text
+    assert not (tmp_path / "folds").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Real data
+
+SHARED_DATASETS = os.environ.get("GPND_SHARED_DATASETS", "")
+PED2_FOLDER = os.path.join(SHARED_DATASETS, "ucsd-ped2", "UCSDped2")
+PED2_TRAIN_FRAMES = [120, 150, 150, 180, 180, 150, 150, 120, 180, 180, 180, 180, 180, 150, 150, 150]
+PED2_TEST_FRAMES = [180, 180, 150, 180, 150, 180, 180, 180, 120, 150, 180, 180]
+PED2_ANOMALOUS_FRAMES = 1648
+
+
+@pytest.mark.skipif(not SHARED_DATASETS or not os.path.isdir(PED2_FOLDER),
+                    reason="set GPND_SHARED_DATASETS to the shared datasets folder (with ucsd-ped2/UCSDped2) "
+                           "to partition the real UCSD Ped2 copy")
+def test_real_ped2_partition(tmp_path, monkeypatch):
+    overrides = [f"DATASET.SOURCE={PED2_FOLDER}", f"DATASET.PATH={tmp_path / 'folds'}",
+                 "MODEL.INPUT_IMAGE_SIZE=32", "VIDEO.PATCH_GRID=[1, 1]"]
+    run_partition(monkeypatch, UCSD_CONFIG, overrides)
+    cfg = load_config(UCSD_CONFIG, overrides)
+    train = read_fold(str(tmp_path / "folds"), 0, cfg)
+    test = read_fold(str(tmp_path / "folds"), 1, cfg)
+
+    assert len(train["images"]) == 2550
+    assert np.bincount(train["extras"]["clip"])[1:].tolist() == PED2_TRAIN_FRAMES
+    assert len(test["images"]) == 2010
+    assert np.bincount(test["extras"]["clip"])[1:].tolist() == PED2_TEST_FRAMES
+    assert int(test["labels"].sum()) == PED2_ANOMALOUS_FRAMES
+    # Clip 1 is anomalous from frame 61 on.
+    clip_1 = test["extras"]["clip"] == 1
+    assert np.flatnonzero(test["labels"][clip_1])[0] + 1 == 61
+    # The pixel masks of the shared copy agree with the .m file on every frame.
+    assert np.array_equal(test["extras"]["mask_pixels"] > 0, test["labels"] == 1)

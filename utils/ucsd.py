@@ -1,0 +1,407 @@
+"""Reader and partition of the UCSD anomaly detection data sets (Ped1, Ped2) in their official layout.
+
+Layout of the folder given as DATASET.SOURCE (for example ``UCSDped2``)::
+
+    Train/Train001/001.tif ...     training clips, normal frames only
+    Test/Test001/001.tif ...       test clips
+    Test/UCSDped2.m                frame-level ground truth, one entry per test clip, e.g.
+                                   TestVideoFile{end+1}.gt_frame = [61:180];
+    Test/Test001_gt/001.bmp ...    pixel masks (non-zero = anomalous), for some or all test clips
+
+Frames and masks may be ``.tif``, ``.jpg``, ``.png`` or ``.bmp`` files named by their frame
+number, with an optional prefix of letters (``001.tif``, ``frame001.png``). They are ordered by
+that number, so frame 2 comes before frame 10, and each clip must be numbered 1..N without gaps
+because the ground truth counts frames from 1. Hidden files such as ``._001.tif`` and files of
+other types such as ``Thumbs.db`` are ignored.
+
+Each record is one patch of one frame: the frame is cut into VIDEO.PATCH_GRID rows x columns of
+equal patches (one patch, the whole frame, for [1, 1]), converted to MODEL.INPUT_IMAGE_CHANNELS
+channels (1 = greyscale) and each patch resized to MODEL.INPUT_IMAGE_SIZE squared. A whole
+360x240 Ped2 frame is therefore squeezed horizontally. Every patch gets the label of its
+frame, because the evaluation is frame-level.
+
+Fold layout (DATASET.PROTOCOL "fixed_split", FOLDS_COUNT 2, TOTAL_CLASS_COUNT 2):
+
+    fold 0 (TRAIN_FOLD)   every training frame, label 0; the model is trained on this fold
+    fold 1 (TEST_FOLD)    every test frame, label 0 (normal) or 1 (anomalous, from the .m file)
+
+In GPND's terms fold 1 is the test fold and label 0 the only inlier class, so the model lives
+in the run folder ``fold_1/set_0`` of the results tree. There is no validation fold, because
+the frame-level metrics need no threshold. The fold records' ``extras`` hold, per record:
+
+    clip         clip number, the NNN of TrainNNN or TestNNN
+    frame        frame number, 1-based as in the ground truth
+    patch        patch index, row-major in VIDEO.PATCH_GRID
+    mask_pixels  anomalous mask pixels inside the patch, at frame resolution; -1 without a mask
+"""
+
+import logging
+import os
+import re
+
+import numpy as np
+from PIL import Image
+
+from utils.datasets import DatasetError
+from utils.folds import write_single_fold
+
+logger = logging.getLogger(__name__)
+
+TRAIN_FOLD = 0
+TEST_FOLD = 1
+NORMAL_LABEL = 0
+ANOMALOUS_LABEL = 1
+# Index of the one inlier set (the normal class) in run folder and model file names.
+INLIER_SET_INDEX = 0
+EXTRAS_NAMES = ["clip", "frame", "patch", "mask_pixels"]
+NO_MASK = -1
+
+FRAME_EXTENSIONS = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".bmp")
+# A frame file's stem: an optional prefix of letters or underscores, then the frame number.
+FRAME_STEM = re.compile(r"^[A-Za-z_]*(\d+)$")
+TRAIN_CLIP_NAME = re.compile(r"^Train(\d+)$")
+TEST_CLIP_NAME = re.compile(r"^Test(\d+)$")
+MASK_FOLDER_SUFFIX = "_gt"
+
+# Lines of the ground-truth .m file. MATLAB allows spaces around every token and an optional
+# semicolon, and `end+1` appends to the cell array.
+GT_INIT_LINE = re.compile(r"^TestVideoFile\s*=\s*\{\s*\}\s*;?$")
+GT_ENTRY_LINE = re.compile(
+    r"^TestVideoFile\s*\{\s*(?P<index>end\s*\+\s*1|\d+)\s*\}\s*\.\s*gt_frame\s*=\s*\[(?P<ranges>[^\]]*)\]\s*;?$")
+GT_ITEM = re.compile(r"^(\d+)(?::(\d+))?$")
+GT_EXPECTED_FORM = "TestVideoFile{end+1}.gt_frame = [first:last, first:last];"
+
+
+class UcsdError(DatasetError):
+    """UCSD files that are missing, malformed or inconsistent with each other."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground truth
+
+
+def _parse_ranges(text, where):
+    """Parse the inside of ``[...]``: items ``first:last`` or ``frame``, separated by commas or spaces."""
+    # "61 : 180" -> "61:180", so that spaces only separate items.
+    text = re.sub(r"\s*:\s*", ":", text.strip())
+    ranges = []
+    for item in re.split(r"[\s,]+", text):
+        if not item:
+            continue
+        match = GT_ITEM.match(item)
+        if match is None:
+            raise UcsdError(f"{where}: invalid frame range {item!r}; expected first:last or a single "
+                            f"frame number, as in {GT_EXPECTED_FORM}")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if first < 1 or last < first:
+            raise UcsdError(f"{where}: invalid frame range {item!r}; frames are numbered from 1 and "
+                            f"the first frame must not come after the last")
+        ranges.append((first, last))
+    return ranges
+
+
+def parse_ground_truth(text, source="ground truth"):
+    """Parse the text of a UCSD ``.m`` file into {clip number: [(first, last), ...]}.
+
+    Clip numbers and frames are 1-based and ranges inclusive, as in MATLAB. Entries are either
+    ``TestVideoFile{end+1}`` (the next clip) or ``TestVideoFile{k}``. ``%`` starts a comment.
+    Raises UcsdError naming the line for anything else, a repeated clip or an invalid range.
+    """
+    entries = {}
+    for line_number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.split("%", 1)[0].strip()
+        if not line or GT_INIT_LINE.match(line):
+            continue
+        where = f"{source}, line {line_number}"
+        match = GT_ENTRY_LINE.match(line)
+        if match is None:
+            raise UcsdError(f"{where}: cannot parse {raw_line.strip()!r}; expected a line such as "
+                            f"{GT_EXPECTED_FORM}")
+        index_text = match.group("index")
+        clip = max(entries, default=0) + 1 if index_text.startswith("end") else int(index_text)
+        if clip < 1:
+            raise UcsdError(f"{where}: clip index {clip} is invalid; MATLAB cell indices start at 1")
+        if clip in entries:
+            raise UcsdError(f"{where}: clip {clip} already has a ground-truth entry")
+        entries[clip] = _parse_ranges(match.group("ranges"), where)
+    if not entries:
+        raise UcsdError(f"{source}: no ground-truth entries found; expected lines such as {GT_EXPECTED_FORM}")
+    return entries
+
+
+def find_ground_truth_file(test_folder):
+    """Return the path of the one ``.m`` file in the Test folder (``UCSDped2.m`` for Ped2)."""
+    candidates = sorted(name for name in os.listdir(test_folder)
+                        if name.lower().endswith(".m") and not name.startswith("."))
+    if len(candidates) != 1:
+        found = ", ".join(candidates) if candidates else "none"
+        raise UcsdError(f"{test_folder}: expected exactly one ground-truth .m file (e.g. UCSDped2.m), found {found}")
+    return os.path.join(test_folder, candidates[0])
+
+
+def frame_labels(ranges, frame_count, clip_name, source):
+    """Return the labels (0 normal, 1 anomalous) of a clip's frames from its ground-truth ranges."""
+    labels = np.full(frame_count, NORMAL_LABEL, dtype=np.int64)
+    for first, last in ranges:
+        if last > frame_count:
+            raise UcsdError(f"{clip_name}: ground-truth range {first}:{last} in {source} lies outside the "
+                            f"clip, which has {frame_count} frames; check the .m file against the frames")
+        labels[first - 1:last] = ANOMALOUS_LABEL
+    return labels
+
+
+def match_ground_truth(test_clips, ground_truth, source):
+    """Check that every test clip has a ground-truth entry and every entry has a clip."""
+    clip_numbers = {number for number, _ in test_clips}
+    for number, folder in test_clips:
+        if number not in ground_truth:
+            raise UcsdError(f"{os.path.basename(folder)}: no ground-truth entry in {source} (it has entries "
+                            f"for clips {sorted(ground_truth)}); add the clip's gt_frame line or remove the clip")
+    extra = sorted(set(ground_truth) - clip_numbers)
+    if extra:
+        raise UcsdError(f"{source}: ground-truth entries for clips {extra} have no Test folder "
+                        f"(found clips {sorted(clip_numbers)}); the .m file does not match the frames")
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders and frame files
+
+
+def test_clip_name(clip):
+    """Return the folder name of test clip number ``clip`` in the official layout, e.g. Test001."""
+    return f"Test{int(clip):03d}"
+
+
+
+def list_numbered_images(folder):
+    """Return [(frame number, path)] of the image files in ``folder``, sorted by number.
+
+    Hidden files and files that are not images are skipped. Raises UcsdError for two files with
+    the same number; an image file without a number is skipped with a warning.
+    """
+    numbered = {}
+    unnumbered = []
+    for name in os.listdir(folder):
+        stem, extension = os.path.splitext(name)
+        if name.startswith(".") or extension.lower() not in FRAME_EXTENSIONS:
+            continue
+        match = FRAME_STEM.match(stem)
+        if match is None:
+            unnumbered.append(name)
+            continue
+        number = int(match.group(1))
+        if number in numbered:
+            raise UcsdError(f"{folder}: {os.path.basename(numbered[number])} and {name} both have frame "
+                            f"number {number}; keep one of them")
+        numbered[number] = os.path.join(folder, name)
+    if unnumbered:
+        logger.warning("%s: skipped %d image files without a frame number, e.g. %s",
+                       folder, len(unnumbered), sorted(unnumbered)[0])
+    return sorted(numbered.items())
+
+
+def check_frame_numbers(numbers, folder):
+    """Raise UcsdError unless ``numbers`` (sorted) are exactly 1..N."""
+    if not numbers:
+        raise UcsdError(f"{folder}: no frame files ({', '.join(FRAME_EXTENSIONS)}) found")
+    expected = range(1, len(numbers) + 1)
+    if list(numbers) != list(expected):
+        missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))[:10]
+        raise UcsdError(f"{folder}: frames must be numbered 1..N without gaps because the ground truth "
+                        f"counts frames from 1; found {numbers[0]}..{numbers[-1]} for {len(numbers)} "
+                        f"files (missing e.g. {missing})")
+
+
+def list_clips(folder, name_pattern):
+    """Return [(clip number, path)] of the sub-folders of ``folder`` whose name matches the pattern."""
+    clips = []
+    for name in os.listdir(folder):
+        match = name_pattern.match(name)
+        if match and os.path.isdir(os.path.join(folder, name)):
+            clips.append((int(match.group(1)), os.path.join(folder, name)))
+    if not clips:
+        raise UcsdError(f"{folder}: no clip folders named like {name_pattern.pattern} found")
+    return sorted(clips)
+
+
+def dataset_folders(source):
+    """Return the Train and Test folders of the UCSD folder ``source``."""
+    if not source:
+        raise UcsdError("DATASET.SOURCE is empty; pass the UCSD folder that contains Train/ and Test/ "
+                        "with --source (e.g. --source /path/to/UCSDped2)")
+    folders = [os.path.join(source, "Train"), os.path.join(source, "Test")]
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise UcsdError(f"{folder} not found; pass the UCSD folder that contains Train/ and Test/ "
+                            f"(e.g. UCSDped2) as --source")
+    return folders
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames, patches and masks
+
+
+def patch_boxes(height, width, grid):
+    """Return the (top, bottom, left, right) pixel boxes of a rows x columns grid, row-major.
+
+    Boundaries are rounded, so patches differ by at most one pixel when the frame size is not
+    a multiple of the grid.
+    """
+    rows, columns = grid
+    if rows > height or columns > width:
+        raise UcsdError(f"VIDEO.PATCH_GRID {list(grid)} has more cells than the {width}x{height} frame has pixels")
+    row_edges = np.round(np.linspace(0, height, rows + 1)).astype(int)
+    column_edges = np.round(np.linspace(0, width, columns + 1)).astype(int)
+    return [(row_edges[row], row_edges[row + 1], column_edges[column], column_edges[column + 1])
+            for row in range(rows) for column in range(columns)]
+
+
+def read_frame(path, channels):
+    """Read one frame as a PIL image in mode "L" (1 channel) or "RGB" (3 channels)."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("L" if channels == 1 else "RGB")
+    except OSError as error:
+        raise UcsdError(f"{path}: cannot be read as an image ({error})") from error
+
+
+def cut_patches(frame, boxes, size):
+    """Cut a PIL frame into patches resized to size x size; returns uint8 (P, C, size, size)."""
+    patches = []
+    for top, bottom, left, right in boxes:
+        patch = frame.crop((left, top, right, bottom)).resize((size, size), Image.BILINEAR)
+        array = np.asarray(patch)
+        patches.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+    return np.stack(patches)
+
+
+def read_clip(folder, channels, size, grid):
+    """Read a clip's frames; returns (patches (F * P, C, size, size) uint8, frame count, boxes, frame size).
+
+    Patches are ordered by frame, then row-major within the frame. All frames of a clip must
+    have the same size.
+    """
+    frames = list_numbered_images(folder)
+    check_frame_numbers([number for number, _ in frames], folder)
+    patches, boxes, frame_size = [], None, None
+    for number, path in frames:
+        frame = read_frame(path, channels)
+        if frame_size is None:
+            frame_size = frame.size
+            boxes = patch_boxes(frame.height, frame.width, grid)
+        elif frame.size != frame_size:
+            raise UcsdError(f"{path}: frame size {frame.size[0]}x{frame.size[1]} differs from the clip's first "
+                            f"frame, {frame_size[0]}x{frame_size[1]}")
+        patches.append(cut_patches(frame, boxes, size))
+    return np.concatenate(patches), len(frames), boxes, frame_size
+
+
+def read_mask_pixels(folder, frame_count, boxes, frame_size):
+    """Count anomalous mask pixels per frame and patch; returns int64 (frame_count, P)."""
+    masks = list_numbered_images(folder)
+    numbers = [number for number, _ in masks]
+    check_frame_numbers(numbers, folder)
+    if len(numbers) != frame_count:
+        raise UcsdError(f"{folder}: {len(numbers)} masks for a clip of {frame_count} frames; every frame "
+                        f"needs a mask, or remove the mask folder")
+    counts = np.zeros((frame_count, len(boxes)), dtype=np.int64)
+    for index, (_, path) in enumerate(masks):
+        with Image.open(path) as image:
+            mask = np.asarray(image.convert("L")) > 0
+        if (mask.shape[1], mask.shape[0]) != tuple(frame_size):
+            raise UcsdError(f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from the frame size "
+                            f"{frame_size[0]}x{frame_size[1]}")
+        for patch, (top, bottom, left, right) in enumerate(boxes):
+            counts[index, patch] = np.count_nonzero(mask[top:bottom, left:right])
+    return counts
+
+
+def _clip_records(clip, patches, frame_count, patch_count, labels, mask_pixels):
+    """Return (images, labels, extras) of one clip with one record per patch."""
+    frames = np.repeat(np.arange(1, frame_count + 1), patch_count)
+    extras = {
+        "clip": np.full(len(frames), clip, dtype=np.int64),
+        "frame": frames,
+        "patch": np.tile(np.arange(patch_count), frame_count),
+        "mask_pixels": mask_pixels.reshape(-1),
+    }
+    return patches, np.repeat(labels, patch_count), extras
+
+
+def _concatenate(parts):
+    images = np.concatenate([part[0] for part in parts])
+    labels = np.concatenate([part[1] for part in parts]).astype(np.int64)
+    extras = {name: np.concatenate([part[2][name] for part in parts]) for name in EXTRAS_NAMES}
+    return images, labels, extras
+
+
+def _log_mask_agreement(clip_name, labels, mask_pixels):
+    """Log how many frames the pixel masks and the frame-level ground truth disagree on."""
+    mask_anomalous = mask_pixels.sum(axis=1) > 0
+    disagreeing = int(np.count_nonzero(mask_anomalous != (labels == ANOMALOUS_LABEL)))
+    if disagreeing:
+        logger.warning("%s: pixel masks and frame-level ground truth disagree on %d of %d frames; "
+                       "the labels follow the .m file", clip_name, disagreeing, len(labels))
+
+
+def load_ucsd(source, channels, size, grid):
+    """Read a UCSD data set; returns {"train": (images, labels, extras), "test": (...)}.
+
+    Raises UcsdError naming the clip when the ground truth does not match the test clips.
+    """
+    train_folder, test_folder = dataset_folders(source)
+    ground_truth_path = find_ground_truth_file(test_folder)
+    with open(ground_truth_path, encoding="utf-8", errors="replace") as stream:
+        ground_truth = parse_ground_truth(stream.read(), ground_truth_path)
+    test_clips = list_clips(test_folder, TEST_CLIP_NAME)
+    match_ground_truth(test_clips, ground_truth, ground_truth_path)
+
+    patch_count = grid[0] * grid[1]
+    train_parts = []
+    for clip, folder in list_clips(train_folder, TRAIN_CLIP_NAME):
+        patches, frame_count, _, _ = read_clip(folder, channels, size, grid)
+        labels = np.full(frame_count, NORMAL_LABEL, dtype=np.int64)
+        no_masks = np.full((frame_count, patch_count), NO_MASK, dtype=np.int64)
+        train_parts.append(_clip_records(clip, patches, frame_count, patch_count, labels, no_masks))
+        logger.debug("%s: %d frames", os.path.basename(folder), frame_count)
+
+    test_parts = []
+    for clip, folder in test_clips:
+        clip_name = os.path.basename(folder)
+        patches, frame_count, boxes, frame_size = read_clip(folder, channels, size, grid)
+        labels = frame_labels(ground_truth[clip], frame_count, clip_name, ground_truth_path)
+        mask_folder = folder + MASK_FOLDER_SUFFIX
+        if os.path.isdir(mask_folder):
+            mask_pixels = read_mask_pixels(mask_folder, frame_count, boxes, frame_size)
+            _log_mask_agreement(clip_name, labels, mask_pixels)
+        else:
+            mask_pixels = np.full((frame_count, patch_count), NO_MASK, dtype=np.int64)
+        test_parts.append(_clip_records(clip, patches, frame_count, patch_count, labels, mask_pixels))
+        logger.debug("%s: %d frames, %d anomalous", clip_name, frame_count, int(labels.sum()))
+
+    loaded = {"train": _concatenate(train_parts), "test": _concatenate(test_parts)}
+    for name, parts in [("train", train_parts), ("test", test_parts)]:
+        images, labels, _ = loaded[name]
+        logger.info("Read %s: %d clips, %d frames (%d anomalous), %d patches per frame",
+                    name, len(parts), len(images) // patch_count, int(labels.sum()) // patch_count, patch_count)
+    return loaded
+
+
+def load_ucsd_for_config(cfg):
+    """Read the UCSD folder DATASET.SOURCE with the preprocessing of ``cfg`` (for partition_main)."""
+    if cfg.DATASET.PROTOCOL != "fixed_split" or cfg.DATASET.TOTAL_CLASS_COUNT != 2:
+        raise UcsdError(f"UCSD needs DATASET.PROTOCOL fixed_split and DATASET.TOTAL_CLASS_COUNT 2 (normal, "
+                        f"anomalous); got {cfg.DATASET.PROTOCOL!r} and {cfg.DATASET.TOTAL_CLASS_COUNT}. "
+                        f"Start from configs/ucsd.yaml")
+    return load_ucsd(cfg.DATASET.SOURCE, cfg.MODEL.INPUT_IMAGE_CHANNELS, cfg.MODEL.INPUT_IMAGE_SIZE,
+                     cfg.VIDEO.PATCH_GRID)
+
+
+def write_ucsd_folds(cfg, folder, loaded):
+    """Write fold 0 (training frames) and fold 1 (test frames) of ``load_ucsd``'s output."""
+    for fold, name in [(TRAIN_FOLD, "train"), (TEST_FOLD, "test")]:
+        images, labels, extras = loaded[name]
+        path = write_single_fold(folder, cfg.DATASET.NAME, fold, cfg.DATASET.FOLDS_COUNT, cfg.DATASET.SEED,
+                                 images, labels, extras)
+        logger.info("Wrote %s: %d %s records, %d anomalous", path, len(images), name, int(labels.sum()))
