@@ -117,3 +117,22 @@ def test_scoring_leaves_parameters_trainable(tiny_cfg):
     score_images(encoder, generator, random_images(10), stats, cfg, torch.device("cpu"))
     assert all(parameter.requires_grad for parameter in encoder.parameters())
     assert all(parameter.grad is None for parameter in encoder.parameters())
+
+
+def test_folded_encoder_computes_same_function(tiny_cfg):
+    from utils.scoring import fold_batchnorm
+
+    cfg = tiny_cfg()
+    encoder, _ = untrained_model(cfg)
+    # Non-trivial running statistics, as after training.
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    folded = fold_batchnorm(encoder)
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in folded.modules())
+    x = torch.rand(5, 1, 32, 32)
+    torch.testing.assert_close(folded(x), encoder(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(encoder_jacobian(folded, x)[0], encoder_jacobian(encoder, x)[0], rtol=1e-4, atol=1e-6)
