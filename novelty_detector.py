@@ -10,7 +10,6 @@ Usage (one model; the Testing_test_* drivers loop over folds and inlier sets):
     python novelty_detector.py --config configs/mnist.yaml --fold 0 --classes 3
 """
 
-import argparse
 import json
 import logging
 import os
@@ -19,12 +18,12 @@ import numpy as np
 import yaml
 
 from evaluation import METRIC_NAMES, best_f1_threshold, compute_metrics
-from utils.config import config_to_yaml, load_config
+from utils.config import config_to_yaml
 from utils.fileio import append_csv_rows, atomic_write, write_json, write_text
 from utils.folds import inlier_mask, load_protocol, outlier_percentage_indices, training_inliers
 from utils.plots import save_distance_pdf, save_latent_pdfs, save_score_distributions
 from utils.results import RESULT_KEY_FIELDS
-from utils.runtime import apply_threads, model_paths, results_csv_path, run_dir, select_device, setup_logging
+from utils.runtime import apply_threads, model_paths, results_csv_path, run_dir, select_device
 from utils.scoring import fit_statistics, score_images
 from utils.training import load_generator_and_encoder
 
@@ -131,20 +130,10 @@ def main(folding_id, inliner_classes, ic, total_classes, mul, folds, cfg):
 
 
 def cli():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/mnist.yaml", help="dataset YAML file")
-    parser.add_argument("--fold", type=int, default=0, help="test fold index")
-    parser.add_argument("--classes", type=int, nargs="+", required=True, help="inlier class labels")
-    parser.add_argument("--ic", type=int, default=None,
-                        help="inlier-set index used in file names (default: the first class)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. --set TEST.MUL=0.5 (repeatable)")
-    args = parser.parse_args()
+    from utils.drivers import parse_single_task
 
-    setup_logging()
-    cfg = load_config(args.config, args.overrides + [f"RUN.FOLDS=[{args.fold}]", f"RUN.INLIER_SETS=[{args.classes}]"])
-    ic = args.classes[0] if args.ic is None else args.ic
-    main(args.fold, args.classes, ic, cfg.DATASET.TOTAL_CLASS_COUNT, cfg.TEST.MUL, cfg.DATASET.FOLDS_COUNT, cfg)
+    cfg, fold, classes, ic = parse_single_task(__doc__)
+    main(fold, classes, ic, cfg.DATASET.TOTAL_CLASS_COUNT, cfg.TEST.MUL, cfg.DATASET.FOLDS_COUNT, cfg)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,11 @@ Usage (one model; the Testing_train_* drivers loop over folds and inlier sets):
     python train_AAE.py --config configs/mnist.yaml --fold 0 --classes 3
 """
 
-import argparse
 import logging
 import os
 
-from utils.config import load_config
 from utils.folds import load_protocol, training_inliers
-from utils.runtime import apply_threads, model_paths, run_dir, select_device, setup_logging, task_seed
+from utils.runtime import apply_threads, model_paths, run_dir, select_device, task_seed
 from utils.training import train_model
 
 logger = logging.getLogger(__name__)
@@ -44,20 +42,10 @@ def train(folding_id, inliner_classes, ic, cfg):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/mnist.yaml", help="dataset YAML file")
-    parser.add_argument("--fold", type=int, default=0, help="test fold index")
-    parser.add_argument("--classes", type=int, nargs="+", required=True, help="inlier class labels")
-    parser.add_argument("--ic", type=int, default=None,
-                        help="inlier-set index used in file names (default: the first class)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. --set TRAIN.EPOCH_COUNT=20 (repeatable)")
-    args = parser.parse_args()
+    from utils.drivers import parse_single_task
 
-    setup_logging()
-    cfg = load_config(args.config, args.overrides + [f"RUN.FOLDS=[{args.fold}]", f"RUN.INLIER_SETS=[{args.classes}]"])
-    ic = args.classes[0] if args.ic is None else args.ic
-    train(args.fold, args.classes, ic, cfg)
+    cfg, fold, classes, ic = parse_single_task(__doc__)
+    train(fold, classes, ic, cfg)
 
 
 if __name__ == "__main__":

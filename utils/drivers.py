@@ -128,6 +128,33 @@ def select_shard(tasks, shard):
     return tasks[index::count]
 
 
+def parse_single_task(description):
+    """Parse the command line of a one-model script; return (cfg, fold, inlier classes, ic).
+
+    Used by train_AAE.py and novelty_detector.py, which run a single (fold, inlier set) task.
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/mnist.yaml", help="dataset YAML file")
+    parser.add_argument("--fold", type=int, default=0, help="test fold index")
+    parser.add_argument("--classes", type=int, nargs="+", required=True, help="inlier class labels")
+    parser.add_argument("--ic", type=int, default=None,
+                        help="inlier-set index used in file names (default: the first class)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. --set TRAIN.EPOCH_COUNT=20 (repeatable)")
+    args = parser.parse_args()
+
+    setup_logging()
+    config_path = args.config if os.path.exists(args.config) else resolve_path(args.config)
+    try:
+        cfg = load_config(config_path, args.overrides + [f"RUN.FOLDS=[{args.fold}]",
+                                                         f"RUN.INLIER_SETS=[{args.classes}]"])
+    except ConfigError as error:
+        logger.error("%s", error)
+        sys.exit(2)
+    ic = args.classes[0] if args.ic is None else args.ic
+    return cfg, args.fold, args.classes, ic
+
+
 def make_parser(description, default_config):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default=default_config, help=f"dataset YAML file (default {default_config})")
