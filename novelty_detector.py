@@ -45,7 +45,16 @@ def _classes_text(inliner_classes):
     return " ".join(str(label) for label in inliner_classes)
 
 
-def _percentage_rows(cfg, folding_id, ic, inliner_classes, mul, validation, test):
+def _trained_epoch_count(output_dir, cfg):
+    """Return the epochs the model was trained for, from its training log (else the config's)."""
+    log_path = os.path.join(output_dir, "train_log.csv")
+    if not os.path.exists(log_path):
+        return cfg.TRAIN.EPOCH_COUNT
+    with open(log_path, encoding="utf-8") as stream:
+        return max(sum(1 for _ in stream) - 1, 0)
+
+
+def _percentage_rows(cfg, folding_id, ic, inliner_classes, mul, validation, test, epochs):
     """Evaluate every outlier percentage on the scored validation and test sets."""
     rows = []
     for percentage in cfg.TEST.PERCENTAGES:
@@ -63,7 +72,7 @@ def _percentage_rows(cfg, folding_id, ic, inliner_classes, mul, validation, test
             **metrics,
             "validation_size": len(validation_indices), "test_size": len(test_indices),
             "arch": cfg.MODEL.ARCH, "width": cfg.MODEL.WIDTH, "latent_size": cfg.MODEL.LATENT_SIZE,
-            "epochs": cfg.TRAIN.EPOCH_COUNT,
+            "epochs": epochs,
         })
     return rows
 
@@ -117,7 +126,8 @@ def main(folding_id, inliner_classes, ic, total_classes, mul, folds, cfg):
         result["labels"] = split.labels
         scored[name] = result
 
-    rows = _percentage_rows(cfg, folding_id, ic, inliner_classes, mul, scored["validation"], scored["test"])
+    rows = _percentage_rows(cfg, folding_id, ic, inliner_classes, mul, scored["validation"], scored["test"],
+                            _trained_epoch_count(output_dir, cfg))
 
     with atomic_write(os.path.join(output_dir, f"scores_mul{mul:g}.npz")) as stream:
         np.savez_compressed(stream, **{f"{name}_{key}": value for name, result in scored.items()
