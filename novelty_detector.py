@@ -104,7 +104,7 @@ def main(folding_id, inliner_classes, ic, total_classes, mul, folds, cfg):
             saved = json.load(stream)
         saved_classes = {row.get("inlier_classes") for row in saved["rows"]}
         if saved.get("signature") == signature and saved_classes == {_classes_text(inliner_classes)}:
-            logger.info("Fold %d, inlier set %d: results exist in %s, skipping (RUN.FORCE=true rescores)",
+            logger.info("Fold %d, inlier set %d: results exist in %s, skipping (--force or RUN.FORCE=true rescores)",
                         folding_id, ic, metrics_path)
             return [dict(row) for row in saved["rows"]]
 

@@ -1,6 +1,6 @@
 """Partition MNIST into class-stratified folds (data_fold_<k>.pkl in DATASET.PATH).
 
-    python partition_mnist.py --source ../shared/datasets/mnist
+    python partition_mnist.py --source /path/to/mnist   # folder of the four IDX files
     python partition_mnist.py            # downloads MNIST with torchvision into DATASET.CACHE
 """
 

@@ -25,7 +25,7 @@ def train(folding_id, inliner_classes, ic, cfg):
     output_dir = run_dir(cfg, folding_id, ic)
     model_files = model_paths(cfg, folding_id, ic)
     if all(os.path.exists(path) for path in model_files) and not cfg.RUN.FORCE:
-        logger.info("Fold %d, inlier set %d %s: model exists in %s, skipping (RUN.FORCE=true retrains)",
+        logger.info("Fold %d, inlier set %d %s: model exists in %s, skipping (--force or RUN.FORCE=true retrains)",
                     folding_id, ic, inliner_classes, output_dir)
         return output_dir
 

@@ -246,10 +246,14 @@ def load_config(path=None, overrides=()):
             raise ConfigError(f"{path}: the top level must be a mapping of sections, got {loaded!r}")
         _merge(tree, loaded, DEFAULTS, path)
 
-    for override in overrides:
-        if isinstance(override, str):
-            override = parse_override(override)
-        _merge(tree, override, DEFAULTS, "command line")
+    # The file alone must be valid, so that an error found after the overrides is theirs.
+    validate_config(_to_config(tree), source)
+    if overrides:
+        for override in overrides:
+            if isinstance(override, str):
+                override = parse_override(override)
+            _merge(tree, override, DEFAULTS, "command line")
+        source = f"command line (over {source})"
 
     cfg = _to_config(tree)
     validate_config(cfg, source)

@@ -160,13 +160,15 @@ def make_parser(description, default_config):
     parser.add_argument("--config", default=default_config, help=f"dataset YAML file (default {default_config})")
     parser.add_argument("--folds", type=int, nargs="+", help="folds to run (overrides RUN.FOLDS)")
     parser.add_argument("--classes", type=int, nargs="+",
-                        help="run only the inlier sets that consist of one of these classes")
+                        help="run only the single-class inlier sets of these class labels")
     parser.add_argument("--task", nargs="+", metavar="ID", help="run only these task ids (see --list)")
-    parser.add_argument("--shard", metavar="I/N", help="run every N-th task starting at I (0-based)")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="run every N-th task starting at I (0-based); default from "
+                             "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set")
     parser.add_argument("--list", action="store_true", help="print the task ids and exit")
     parser.add_argument("--force", action="store_true", help="redo tasks whose outputs already exist")
     parser.add_argument("--workers", type=int, default=1,
-                        help="tasks run in parallel processes: one GPU each when there are GPUs, "
+                        help="number of parallel worker processes: one GPU each when there are GPUs, "
                              "else the CPU threads split evenly (default 1)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --set TRAIN.EPOCH_COUNT=20 (repeatable)")
@@ -186,7 +188,9 @@ def resolve_tasks(args):
     if args.classes is not None:
         tasks = [task for task in tasks if len(task.classes) == 1 and task.classes[0] in args.classes]
         if not tasks:
-            raise ConfigError(f"--classes {args.classes}: no single-class inlier set of RUN.INLIER_SETS matches")
+            labels = " ".join(str(label) for label in args.classes)
+            raise ConfigError(f"--classes {labels}: no single-class inlier set matches; class labels are "
+                              f"0..{cfg.DATASET.TOTAL_CLASS_COUNT - 1}, and --list prints the tasks")
     if args.task:
         known = {task.task_id for task in tasks}
         unknown = [task_id for task_id in args.task if task_id not in known]
@@ -233,8 +237,22 @@ def _init_worker(gpu_queue, threads):
 
 
 def _execute_logged(kind, cfg, task):
+    """Run a task and return (result, None), or (None, error message) when it fails.
+
+    Input errors (missing or invalid files, settings, undefined metrics) are logged in one line;
+    anything else is logged with its traceback.
+    """
+    from evaluation import MetricError
+    from utils.datasets import DatasetError
+    from utils.folds import FoldError
+    from utils.training import TrainingDivergedError
+
     try:
         return _execute(kind, cfg, task), None
+    except (FileNotFoundError, ConfigError, DatasetError, FoldError, MetricError, TaskFolderError,
+            TrainingDivergedError) as error:
+        logger.error("Task %s failed: %s", task.task_id, error)
+        return None, f"{type(error).__name__}: {error}"
     except Exception as error:  # reported by the parent with the task id
         logger.error("Task %s failed: %s\n%s", task.task_id, error, traceback.format_exc())
         return None, f"{type(error).__name__}: {error}"

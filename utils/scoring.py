@@ -208,7 +208,7 @@ def score_images(encoder, generator, images, stats, cfg, device, mul=None, descr
     start = time.perf_counter()
     try:
         progress = tqdm(list(_batches(count, test.BATCH_SIZE)), desc=description,
-                        disable=not cfg.RUN.PROGRESS_BAR, leave=False, dynamic_ncols=True)
+                        disable=None if cfg.RUN.PROGRESS_BAR else True, leave=False, dynamic_ncols=True)
         for part in progress:
             x = _to_float(images[part], device)
             if test.USE_JACOBIAN_TERM:

@@ -175,7 +175,7 @@ class Trainer:
         totals = torch.zeros(len(LOSS_NAMES), device=self.device)
 
         progress = tqdm(range(batch_count), desc=f"epoch {epoch + 1}/{self.cfg.TRAIN.EPOCH_COUNT}",
-                        disable=not show_progress, leave=False, dynamic_ncols=True)
+                        disable=None if show_progress else True, leave=False, dynamic_ncols=True)
         for batch_index in progress:
             x = images[order[batch_index * batch_size:(batch_index + 1) * batch_size]]
             losses = self.train_step(x)
@@ -228,7 +228,7 @@ def train_model(cfg, train_images, output_dir, model_files, seed, device):
         state = load_torch(checkpoint_path)
         if state.get("config") != _resume_signature(cfg):
             raise ValueError(f"{checkpoint_path} was written with different settings than the current "
-                             f"config; pass RUN.FORCE=true to start over, or restore the old settings")
+                             f"config; pass --force (RUN.FORCE=true) to start over, or restore the old settings")
         trainer.load_state_dict(state["trainer"])
         logger.info("Resuming %s from epoch %d", output_dir, trainer.next_epoch + 1)
     write_text(config_path, config_to_yaml(cfg))
@@ -274,7 +274,7 @@ def _save_grids(trainer, grid_images, output_dir, epoch):
         reconstructions = trainer.generator(trainer.encoder(grid_images))
         samples = trainer.generator(trainer.grid_noise.to(trainer.device))
     images_dir = os.path.join(output_dir, "images")
-    # Originals and their reconstructions in alternating rows.
+    # Each original is followed by its reconstruction: columns alternate original, reconstruction.
     pairs = torch.stack([grid_images, reconstructions], dim=1).flatten(0, 1)
     save_image_grid(pairs, os.path.join(images_dir, f"reconstruction_epoch_{epoch + 1:03d}.png"), columns=16)
     save_image_grid(samples, os.path.join(images_dir, f"samples_epoch_{epoch + 1:03d}.png"), columns=8)
@@ -285,7 +285,7 @@ def load_generator_and_encoder(cfg, model_files, device):
     encoder, generator, _, _ = build_networks(cfg)
     for network, path in zip((encoder, generator), model_files):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} not found; train the model first (Testing_train_*.py or "
+            raise FileNotFoundError(f"{path} not found; train the model first (Testing_train_{cfg.DATASET.NAME}.py or "
                                     f"train_AAE.py) with the same config")
         try:
             network.load_state_dict(load_torch(path))
