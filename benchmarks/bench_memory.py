@@ -27,7 +27,8 @@ def score_once(args, count):
     device = configure(args)
     cfg = mnist_config(args, ["TRAIN.EPOCH_COUNT=1"])
     records = [read_fold(resolve_path(cfg.DATASET.PATH), fold, cfg) for fold in range(cfg.DATASET.FOLDS_COUNT)]
-    images = np.concatenate([record["images"] for record in records])[:count]
+    # A copy of the first `count` images, so that the full 70,000-image array can be freed.
+    images = np.concatenate([record["images"] for record in records])[:count].copy()
     train_images = records[1]["images"][records[1]["labels"] == 0]
     encoder, generator = quick_model(cfg, train_images, device)
     stats, _, _ = fit_statistics(encoder, generator, train_images, cfg.TEST.HISTOGRAM_BINS, cfg.TEST.BATCH_SIZE, device)
