@@ -64,7 +64,7 @@ DEFAULTS = {
         "LATENT_ADVERSARIAL_WEIGHT": 1.0,
         "SEED": 0,
         # Save reconstruction and sample grids every this many epochs (and after the last).
-        "IMAGE_GRID_EVERY": 10,
+        "IMAGE_GRID_EVERY": 1,
         # Noisy fakes (the 2025 revision's "bad-quality path"): the image discriminator also sees
         # real images corrupted with noise as fakes, pushing the decoder towards clean images.
         "NOISY_FAKES": False,
