@@ -19,7 +19,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The defaults follow the published GPND MNIST setup (latent size 16, 80 epochs, batch 128,
 # Adam with lr 0.002 and betas 0.5/0.999, lr divided by 4 every 30 epochs, mul 0.2), except
-# the network, which is the lighter one chosen by measurement (docs/BENCHMARKS.md).
+# the network: the light width-32 one trains 7x faster per epoch (docs/BENCHMARKS.md).
+# NOTE: its detection quality against the width-128 network at equal epochs is not measured yet.
 DEFAULTS = {
     "DATASET": {
         # Short name used in file names and in the results table.
