@@ -11,7 +11,7 @@ are supported; a 64-pixel input gets one more stride-2 stage.
 
 Two channel plans exist (``MODEL.ARCH``):
 
-- ``gpnd``: the published plan with d = WIDTH (128 in the paper): encoder and discriminator
+- ``gpnd``: the published plan with d = WIDTH (128 in Pidhorskyi et al., NeurIPS 2018): encoder and discriminator
   d/2, 2d, 4d; decoder 2d, 2d, d. For 64-pixel inputs a d-channel stage is inserted (encoder)
   and a d/2-channel stage appended (decoder).
 - ``light``: the first layer has WIDTH channels and each further stage doubles them (encoder

@@ -118,7 +118,8 @@ def main(folding_id, inliner_classes, ic, total_classes, mul, folds, cfg):
     stats, train_latents, _ = fit_statistics(encoder, generator, train_images, cfg.TEST.HISTOGRAM_BINS,
                                              cfg.TEST.BATCH_SIZE, device)
 
-    # Every validation and test image is scored exactly once; percentage sets index into these.
+    # Every validation and test image is scored exactly once, and the percentage sets index
+    # into these scores.
     scored = {}
     for name, split in [("validation", validation_split), ("test", test_split)]:
         result = score_images(encoder, generator, split.images, stats, cfg, device, mul, description=f"scoring {name}")

@@ -69,10 +69,10 @@ def test_missing_source_folder_explains_fix(tmp_path):
 def test_failed_download_explains_fix(tmp_path, monkeypatch):
     import torchvision
 
-    def refuse(*args, **kwargs):
+    def fail_download(*args, **kwargs):
         raise RuntimeError("network unreachable")
 
-    monkeypatch.setattr(torchvision.datasets, "MNIST", refuse)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", fail_download)
     with pytest.raises(DatasetError, match="--source FOLDER"):
         load_idx_dataset("mnist", "", str(tmp_path / "cache"), 32)
 

@@ -1,9 +1,9 @@
 """Configuration: one schema of defaults, merged with a dataset YAML file and then the command line.
 
 Every key that a run can use is declared in ``DEFAULTS`` below, with its default value, which
-also fixes its type. Loading is strict: an unknown key (with the closest known key suggested),
-a value of the wrong type or an invalid value raises ``ConfigError`` before any work starts, and
-the message names the key, the value, the file and the valid choices.
+also fixes its type. Loading is strict. An unknown key, a value of the wrong type or an invalid
+value raises ``ConfigError`` before any work starts. The message names the key, the value, the
+file and the valid choices, and for an unknown key the closest known key.
 """
 
 import copy
@@ -17,9 +17,9 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# The defaults follow the published GPND MNIST setup (latent size 16, 80 epochs, batch 128,
-# Adam with lr 0.002 and betas 0.5/0.999, lr divided by 4 every 30 epochs, mul 0.2), except
-# the network: the light width-32 one trains 7x faster per epoch (docs/BENCHMARKS.md).
+# The defaults follow the published GPND MNIST setup: latent size 16, 80 epochs, batch 128,
+# Adam with lr 0.002 and betas 0.5/0.999, lr divided by 4 every 30 epochs, mul 0.2. The
+# network differs: the light width-32 one trains 7x faster per epoch (docs/BENCHMARKS.md).
 # NOTE: its detection quality against the width-128 network at equal epochs is not measured yet.
 DEFAULTS = {
     "DATASET": {
@@ -43,7 +43,7 @@ DEFAULTS = {
     },
     "MODEL": {
         # "light": first layer WIDTH channels, doubling per layer. "gpnd": the published
-        # network, whose layer widths are fixed multiples of WIDTH (128 in the paper).
+        # network, whose layer widths are fixed multiples of WIDTH (128 in the GPND paper, NeurIPS 2018).
         "ARCH": "light",
         "WIDTH": 32,
         "LATENT_SIZE": 16,

@@ -68,7 +68,7 @@ def read_idx(path):
 
     expected_bytes = header_bytes + int(np.prod(shape))
     if len(data) != expected_bytes:
-        raise DatasetError(f"{path}: header says shape {shape} ({expected_bytes} bytes with the "
+        raise DatasetError(f"{path}: header declares shape {shape} ({expected_bytes} bytes with the "
                            f"header) but the file has {len(data)} bytes; it is truncated or corrupt")
     return np.frombuffer(data, dtype=np.uint8, offset=header_bytes).reshape(shape)
 
