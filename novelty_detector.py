@@ -25,7 +25,7 @@ from utils.plots import save_distance_pdf, save_latent_pdfs, save_score_distribu
 from utils.results import RESULT_KEY_FIELDS
 from utils.runtime import apply_threads, model_paths, results_csv_path, run_dir, select_device
 from utils.scoring import fit_statistics, score_images
-from utils.training import load_generator_and_encoder
+from utils.training import check_trained_with, load_generator_and_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ def main(folding_id, inliner_classes, ic, total_classes, mul, folds, cfg):
     device = select_device(cfg.RUN.DEVICE)
     train_split, validation_split, test_split = load_protocol(cfg, folding_id)
     train_images = training_inliers(train_split, inliner_classes, f"{cfg.DATASET.NAME} fold {folding_id}")
+    check_trained_with(cfg, output_dir)
     encoder, generator = load_generator_and_encoder(cfg, model_paths(cfg, folding_id, ic), device)
 
     # Densities of the training inliers.

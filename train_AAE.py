@@ -10,7 +10,7 @@ import os
 
 from utils.folds import load_protocol, training_inliers
 from utils.runtime import apply_threads, model_paths, run_dir, select_device, task_seed
-from utils.training import train_model
+from utils.training import check_trained_with, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ def train(folding_id, inliner_classes, ic, cfg):
     output_dir = run_dir(cfg, folding_id, ic)
     model_files = model_paths(cfg, folding_id, ic)
     if all(os.path.exists(path) for path in model_files) and not cfg.RUN.FORCE:
+        check_trained_with(cfg, output_dir)
         logger.info("Fold %d, inlier set %d %s: model exists in %s, skipping (--force or RUN.FORCE=true retrains)",
                     folding_id, ic, inliner_classes, output_dir)
         return output_dir

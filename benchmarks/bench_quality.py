@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from common import PUBLISHED_SETTINGS, base_parser, configure, machine_description, mnist_config, print_table
+from common import LIGHT_SETTINGS, PUBLISHED_SETTINGS, base_parser, configure, machine_description, mnist_config, print_table
 from novelty_detector import main as evaluate
 from train_AAE import train
 from utils.fileio import read_csv_rows
@@ -26,8 +26,8 @@ from utils.runtime import model_paths
 # name: (overrides, name of the variant whose models are reused, or None to train)
 VARIANTS = {
     "gpnd": (PUBLISHED_SETTINGS, None),
-    "light": ([], None),
-    "noisy": (["TRAIN.NOISY_FAKES=true"], None),
+    "light": (LIGHT_SETTINGS, None),
+    "noisy": (LIGHT_SETTINGS + ["TRAIN.NOISY_FAKES=true"], None),
     "latent only": (["TEST.USE_RECONSTRUCTION_TERM=false", "TEST.USE_JACOBIAN_TERM=false"], "light"),
     "latent + reconstruction": (["TEST.USE_JACOBIAN_TERM=false"], "light"),
     "mul 0.1": (["TEST.MUL=0.1"], "light"),

@@ -18,8 +18,14 @@ from utils.runtime import dataset_dir, seed_everything  # noqa: E402
 from utils.training import load_generator_and_encoder, train_model  # noqa: E402
 
 MNIST_CONFIG = os.path.join(REPO_ROOT, "configs", "mnist.yaml")
-# GPND's published network: arch "gpnd" at width 128.
-PUBLISHED_SETTINGS = ["MODEL.ARCH=gpnd", "MODEL.WIDTH=128"]
+# GPND's published settings: arch "gpnd" at width 128, no noisy fakes, every score term, mul 0.2.
+# Spelled out in full so that a change of the defaults cannot change this reference.
+PUBLISHED_SETTINGS = ["MODEL.ARCH=gpnd", "MODEL.WIDTH=128", "TRAIN.NOISY_FAKES=false", "TEST.MUL=0.2",
+                      "TEST.USE_LATENT_TERM=true", "TEST.USE_RECONSTRUCTION_TERM=true",
+                      "TEST.USE_JACOBIAN_TERM=true"]
+# The light network under the same training and score, so that a row differs from the
+# published one in the network only, whatever the configured defaults are.
+LIGHT_SETTINGS = ["MODEL.ARCH=light", "MODEL.WIDTH=32"] + PUBLISHED_SETTINGS[2:]
 
 
 def base_parser(description):

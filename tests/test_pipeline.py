@@ -17,7 +17,7 @@ from utils.datasets import load_idx_dataset
 from utils.fileio import append_csv_rows, load_torch, read_csv_rows
 from utils.folds import write_folds
 from utils.runtime import model_paths, results_csv_path, run_dir
-from utils.training import TrainingDivergedError, Trainer
+from utils.training import SettingsMismatchError, TrainingDivergedError, Trainer
 
 from conftest import REPO_ROOT, tiny_overrides
 
@@ -103,6 +103,19 @@ def test_finished_run_not_retrained(tiny_cfg, idx_folder, caplog):
         train_AAE.train(0, [3], 3, cfg)
     assert os.path.getmtime(encoder_path) == stamp
     assert "skipping" in caplog.text
+
+
+def test_finished_run_of_other_settings_rejected(tiny_cfg, idx_folder):
+    cfg = tiny_cfg()
+    partition(cfg, idx_folder)
+    train_AAE.train(0, [3], 3, cfg)
+    # Another scoring setting reuses the model; another network or training does not.
+    evaluate(tiny_cfg(TEST={"MUL": 0.5}))
+    wider = tiny_cfg(MODEL={"WIDTH": 16})
+    with pytest.raises(SettingsMismatchError, match="MODEL.WIDTH 8 there, 16 now"):
+        train_AAE.train(0, [3], 3, wider)
+    with pytest.raises(SettingsMismatchError, match="--force"):
+        evaluate(tiny_cfg(TRAIN={"EPOCH_COUNT": 3}))
 
 
 def test_nan_loss_stops_with_epoch_and_batch(tiny_cfg, idx_folder, monkeypatch):

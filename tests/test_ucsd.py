@@ -18,7 +18,8 @@ from evaluation import MetricError
 from utils.config import ConfigError, load_config
 from utils.folds import FoldError, load_protocol, read_fold
 from utils.partition import partition_main
-from utils.ucsd import (UcsdError, check_frame_numbers, list_numbered_images, load_ucsd,
+from utils.training import SettingsMismatchError
+from utils.ucsd import (UcsdError, check_frame_numbers, frame_differences, list_numbered_images, load_ucsd,
                         load_ucsd_for_config, parse_ground_truth, patch_boxes, write_ucsd_folds)
 from utils import video
 from utils.video_metrics import (equal_error_rate, evaluate_variants, frame_level_metrics,
@@ -279,6 +280,30 @@ def test_load_ucsd_patch_grid(tmp_path):
     assert labels[anomalous_frame].tolist() == [1, 1, 1, 1]
 
 
+def test_frame_differences_hand_case():
+    frames = [Image.fromarray(np.array([[10, 200]], dtype=np.uint8)),
+              Image.fromarray(np.array([[30, 150]], dtype=np.uint8)),
+              Image.fromarray(np.array([[30, 255]], dtype=np.uint8))]
+    differences = [np.asarray(frame).tolist() for frame in frame_differences(frames)]
+    # Frame 1 takes frame 2's difference; the rest differ from their predecessor, without wrapping.
+    assert differences == [[[20, 50]], [[20, 50]], [[0, 105]]]
+    assert np.asarray(frame_differences(frames[:1])[0]).tolist() == [[0, 0]]
+
+
+def test_load_ucsd_differences(tmp_path):
+    source = write_layout(tmp_path)
+    frames = load_ucsd(str(source), 1, FRAME_SIZE, [1, 1])["test"]
+    differences = load_ucsd(str(source), 1, FRAME_SIZE, [1, 1], "differences")["test"]
+    images = frames[0].astype(np.int16)
+    expected = np.abs(images[1:12] - images[0:11])
+    assert np.array_equal(differences[0][1:12], expected)
+    assert np.array_equal(differences[0][0], expected[0])
+    # The second clip's first frame differs from that clip's frame 2, not from clip 1's last frame.
+    assert np.array_equal(differences[0][12], np.abs(images[13] - images[12]))
+    assert np.array_equal(differences[1], frames[1])
+    assert all(np.array_equal(differences[2][name], frames[2][name]) for name in frames[2])
+
+
 def test_patch_boxes_uneven_frame():
     boxes = patch_boxes(240, 360, [2, 3])
     assert boxes[0] == (0, 120, 0, 120)
@@ -523,6 +548,34 @@ def test_end_to_end_synthetic_clips(tmp_path, monkeypatch, capsys):
     with Image.open(run_folder / "plots" / "Test002.gif") as animation:
         assert animation.format == "GIF"
         assert animation.n_frames == FRAMES_PER_CLIP // 2
+
+
+def test_folds_of_other_preprocessing_rejected(tmp_path, monkeypatch, caplog):
+    source = write_layout(tmp_path / "raw")
+    overrides = tiny_overrides(tmp_path, source)
+    run_partition(monkeypatch, UCSD_CONFIG, overrides)
+    with pytest.raises(SystemExit) as raised:
+        video.train_driver(UCSD_CONFIG, driver_arguments(overrides + ["VIDEO.INPUT=differences"]))
+    assert raised.value.code == 2
+    assert "VIDEO.INPUT 'frames' in the file, 'differences' in the config" in caplog.text
+    assert not (tmp_path / "results").exists()
+
+
+def test_existing_model_of_other_settings_rejected(tmp_path, monkeypatch):
+    source = write_layout(tmp_path / "raw")
+    overrides = tiny_overrides(tmp_path, source)
+    run_partition(monkeypatch, UCSD_CONFIG, overrides)
+    video.train_video_model(load_config(UCSD_CONFIG, overrides))
+
+    # Drawing grids less often does not change the model; a longer training does.
+    video.train_video_model(load_config(UCSD_CONFIG, overrides + ["TRAIN.IMAGE_GRID_EVERY=5"]))
+    longer = load_config(UCSD_CONFIG, overrides + ["TRAIN.EPOCH_COUNT=2"])
+    with pytest.raises(SettingsMismatchError, match="TRAIN.EPOCH_COUNT 1 there, 2 now"):
+        video.train_video_model(longer)
+    with pytest.raises(SettingsMismatchError, match="TRAIN.EPOCH_COUNT 1 there, 2 now"):
+        video.evaluate_video_model(longer)
+    video.train_video_model(load_config(UCSD_CONFIG, overrides + ["TRAIN.EPOCH_COUNT=2", "RUN.FORCE=true"]))
+    video.evaluate_video_model(longer)
 
 
 def test_test_driver_rejects_unknown_animation_clip(tmp_path, monkeypatch, caplog):

@@ -115,6 +115,10 @@ DEFAULTS = {
         # Rows and columns of equal patches cut from each frame. [1, 1] uses the whole frame.
         # A frame's score is the minimum over its patches (the least likely patch).
         "PATCH_GRID": [1, 1],
+        # "frames": each record is a frame (or patch). "differences": each record is |frame t -
+        # frame t-1| per pixel (frame 1 takes frame 2's), so the model learns how normal scenes
+        # move. A cyclist or a cart moves faster than a walker and leaves a larger trace.
+        "INPUT": "frames",
         # Standard deviation, in frames, of the Gaussian that smooths each clip's scores over
         # time in the "smoothed" metric variants.
         "SMOOTHING_SIGMA": 3.0,
@@ -136,6 +140,7 @@ VALID_CHOICES = {
     "MODEL.INPUT_IMAGE_CHANNELS": [1, 3],
     "RUN.DEVICE": ["auto", "cpu", "cuda"],
     "TRAIN.NOISE_TYPE": ["gaussian", "salt_pepper"],
+    "VIDEO.INPUT": ["frames", "differences"],
 }
 
 

@@ -79,13 +79,18 @@ def write_folds(folder, dataset, images, labels, folds_count, seed, extras=None)
     return paths
 
 
-def write_single_fold(folder, dataset, fold, folds_count, seed, images, labels, extras=None):
-    """Write one fold record as given, for data sets whose split is fixed (UCSD Ped2)."""
+def write_single_fold(folder, dataset, fold, folds_count, seed, images, labels, extras=None, preprocessing=None):
+    """Write one fold record as given, for data sets whose split is fixed (UCSD Ped2).
+
+    ``preprocessing`` (plain strings, numbers and lists) records the settings that made the
+    records, so that reading the fold with a config of other settings can raise an error.
+    """
     record = {
         "format": FOLD_FORMAT, "dataset": dataset, "fold": fold, "folds_count": folds_count,
         "seed": seed, "images": np.ascontiguousarray(images),
         "labels": np.asarray(labels, dtype=np.int64),
         "extras": {name: np.asarray(values, dtype=np.int64) for name, values in (extras or {}).items()},
+        "preprocessing": dict(preprocessing or {}),
     }
     path = fold_path(folder, fold)
     save_pickle(path, record)

@@ -28,7 +28,7 @@ from torch import optim
 from tqdm import tqdm
 
 from net import build_networks
-from utils.config import config_to_yaml
+from utils.config import ConfigError, config_to_yaml
 from utils.fileio import load_torch, save_torch, write_text
 from utils.plots import save_image_grid, save_loss_curve
 from utils.runtime import seed_everything
@@ -41,6 +41,12 @@ GRID_IMAGE_COUNT = 32
 GRID_SAMPLE_COUNT = 64
 # Progress-bar loss figures are refreshed every this many batches (each refresh costs a sync).
 PROGRESS_REFRESH_BATCHES = 10
+# Settings that do not change what training produces; see _model_settings.
+SETTINGS_FREE_TO_CHANGE = {"TRAIN.IMAGE_GRID_EVERY", "DATASET.SOURCE", "DATASET.CACHE"}
+
+
+class SettingsMismatchError(ConfigError):
+    """A model or checkpoint on disk was trained with other settings than the current config."""
 
 
 class TrainingDivergedError(RuntimeError):
@@ -201,11 +207,42 @@ def _history_csv(history):
     return stream.getvalue()
 
 
+def _model_settings(tree):
+    """Return the settings of a config tree (a plain dict) that decide what training produces.
+
+    RUN (threads, device, output folder) and TEST (how a model is scored) may change between
+    training and a later run, and so may TRAIN.IMAGE_GRID_EVERY, which only sets how often
+    image grids are drawn.
+    """
+    return {f"{section}.{key}": value
+            for section in ("DATASET", "MODEL", "TRAIN", "VIDEO") for key, value in tree.get(section, {}).items()
+            if f"{section}.{key}" not in SETTINGS_FREE_TO_CHANGE}
+
+
 def _resume_signature(cfg):
-    """Return the config minus the RUN section (which may change on resume) as YAML text."""
-    tree = cfg.to_dict()
-    tree.pop("RUN")
-    return yaml.safe_dump(tree, sort_keys=True)
+    """Return the model-deciding settings of ``cfg`` as YAML text, stored in every checkpoint."""
+    return yaml.safe_dump(_model_settings(cfg.to_dict()), sort_keys=True)
+
+
+def check_trained_with(cfg, output_dir):
+    """Raise SettingsMismatchError if the model in ``output_dir`` was trained with other settings.
+
+    Compares ``cfg`` with the config.yaml that training wrote into the run folder; a folder
+    without one (a model copied in by hand) is not checked.
+    """
+    path = os.path.join(output_dir, "config.yaml")
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as stream:
+        saved = _model_settings(yaml.safe_load(stream) or {})
+    current = _model_settings(cfg.to_dict())
+    differing = [f"{key} {saved.get(key, 'absent')!r} there, {value!r} now"
+                 for key, value in current.items() if saved.get(key) != value]
+    if differing:
+        listed = "; ".join(differing[:5]) + ("; ..." if len(differing) > 5 else "")
+        raise SettingsMismatchError(f"{output_dir}: the model there was trained with other settings ({listed}); "
+                                    f"pass --force (RUN.FORCE=true) to retrain, or set RUN.OUTPUT_DIR to a new "
+                                    f"folder to keep both")
 
 
 def train_model(cfg, train_images, output_dir, model_files, seed, device):
@@ -227,7 +264,7 @@ def train_model(cfg, train_images, output_dir, model_files, seed, device):
     if os.path.exists(checkpoint_path) and not cfg.RUN.FORCE:
         state = load_torch(checkpoint_path)
         if state.get("config") != _resume_signature(cfg):
-            raise ValueError(f"{checkpoint_path} was written with different settings than the current "
+            raise SettingsMismatchError(f"{checkpoint_path} was written with different settings than the current "
                              f"config; pass --force (RUN.FORCE=true) to start over, or restore the old settings")
         trainer.load_state_dict(state["trainer"])
         logger.info("Resuming %s from epoch %d", output_dir, trainer.next_epoch + 1)

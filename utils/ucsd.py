@@ -14,7 +14,8 @@ that number, so frame 2 comes before frame 10, and each clip must be numbered 1.
 because the ground truth counts frames from 1. Hidden files such as ``._001.tif`` and files of
 other types such as ``Thumbs.db`` are ignored.
 
-Each record is one patch of one frame: the frame is cut into VIDEO.PATCH_GRID rows x columns of
+Each record is one patch of one frame (VIDEO.INPUT "frames") or of the difference between a frame
+and the one before it ("differences"): the frame is cut into VIDEO.PATCH_GRID rows x columns of
 equal patches (one patch, the whole frame, for [1, 1]), converted to MODEL.INPUT_IMAGE_CHANNELS
 channels (1 = greyscale) and each patch resized to MODEL.INPUT_IMAGE_SIZE squared. A whole
 360x240 Ped2 frame is therefore squeezed horizontally. Every patch gets the label of its
@@ -62,6 +63,9 @@ FRAME_STEM = re.compile(r"^[A-Za-z_]*(\d+)$")
 TRAIN_CLIP_NAME = re.compile(r"^Train(\d+)$")
 TEST_CLIP_NAME = re.compile(r"^Test(\d+)$")
 MASK_FOLDER_SUFFIX = "_gt"
+# VIDEO.INPUT values: what each record shows.
+INPUT_FRAMES = "frames"
+INPUT_DIFFERENCES = "differences"
 
 # Lines of the ground-truth .m file. MATLAB allows spaces around every token and an optional
 # semicolon, and `end+1` appends to the cell array.
@@ -276,24 +280,42 @@ def cut_patches(frame, boxes, size):
     return np.stack(patches)
 
 
-def read_clip(folder, channels, size, grid):
+def frame_differences(frames):
+    """Return |frame t - frame t-1| per pixel of a clip's PIL frames, as PIL frames of the same mode.
+
+    Frame 1 has no predecessor and takes frame 2's difference, so every frame keeps a record
+    and the ground truth still lines up. A one-frame clip gets a difference of zero.
+    """
+    arrays = np.stack([np.asarray(frame, dtype=np.int16) for frame in frames])
+    differences = np.abs(np.diff(arrays, axis=0)).astype(np.uint8)
+    first = differences[:1] if len(differences) else np.zeros_like(arrays[:1], dtype=np.uint8)
+    differences = np.concatenate([first, differences])
+    return [Image.fromarray(difference) for difference in differences]
+
+
+def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES):
     """Read a clip's frames; returns (patches (F * P, C, size, size) uint8, frame count, boxes, frame size).
 
+    ``input_mode`` is VIDEO.INPUT: the frames themselves, or their differences to the previous
+    frame (``frame_differences``), taken at frame resolution before the patches are cut.
     Patches are ordered by frame, then row-major within the frame. All frames of a clip must
     have the same size.
     """
-    frames = list_numbered_images(folder)
-    check_frame_numbers([number for number, _ in frames], folder)
-    patches, boxes, frame_size = [], None, None
-    for number, path in frames:
+    numbered = list_numbered_images(folder)
+    check_frame_numbers([number for number, _ in numbered], folder)
+    frames = []
+    for _, path in numbered:
         frame = read_frame(path, channels)
-        if frame_size is None:
-            frame_size = frame.size
-            boxes = patch_boxes(frame.height, frame.width, grid)
-        elif frame.size != frame_size:
+        if frames and frame.size != frames[0].size:
             raise UcsdError(f"{path}: frame size {frame.size[0]}x{frame.size[1]} differs from the clip's first "
-                            f"frame, {frame_size[0]}x{frame_size[1]}")
-        patches.append(cut_patches(frame, boxes, size))
+                            f"frame, {frames[0].size[0]}x{frames[0].size[1]}")
+        frames.append(frame)
+    if input_mode == INPUT_DIFFERENCES:
+        frames = frame_differences(frames)
+
+    frame_size = frames[0].size
+    boxes = patch_boxes(frames[0].height, frames[0].width, grid)
+    patches = [cut_patches(frame, boxes, size) for frame in frames]
     return np.concatenate(patches), len(frames), boxes, frame_size
 
 
@@ -345,8 +367,10 @@ def _log_mask_agreement(clip_name, labels, mask_pixels):
                        "the labels follow the .m file", clip_name, disagreeing, len(labels))
 
 
-def load_ucsd(source, channels, size, grid):
+def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES):
     """Read a UCSD data set; returns {"train": (images, labels, extras), "test": (...)}.
+
+    ``input_mode`` is VIDEO.INPUT ("frames" or "differences", see ``read_clip``).
 
     Raises UcsdError naming the clip when the ground truth does not match the test clips.
     """
@@ -360,7 +384,7 @@ def load_ucsd(source, channels, size, grid):
     patch_count = grid[0] * grid[1]
     train_parts = []
     for clip, folder in list_clips(train_folder, TRAIN_CLIP_NAME):
-        patches, frame_count, _, _ = read_clip(folder, channels, size, grid)
+        patches, frame_count, _, _ = read_clip(folder, channels, size, grid, input_mode)
         labels = np.full(frame_count, NORMAL_LABEL, dtype=np.int64)
         no_masks = np.full((frame_count, patch_count), NO_MASK, dtype=np.int64)
         train_parts.append(_clip_records(clip, patches, frame_count, patch_count, labels, no_masks))
@@ -369,7 +393,7 @@ def load_ucsd(source, channels, size, grid):
     test_parts = []
     for clip, folder in test_clips:
         clip_name = os.path.basename(folder)
-        patches, frame_count, boxes, frame_size = read_clip(folder, channels, size, grid)
+        patches, frame_count, boxes, frame_size = read_clip(folder, channels, size, grid, input_mode)
         labels = frame_labels(ground_truth[clip], frame_count, clip_name, ground_truth_path)
         mask_folder = folder + MASK_FOLDER_SUFFIX
         if os.path.isdir(mask_folder):
@@ -395,7 +419,12 @@ def load_ucsd_for_config(cfg):
                         f"anomalous); got {cfg.DATASET.PROTOCOL!r} and {cfg.DATASET.TOTAL_CLASS_COUNT}. "
                         f"Start from configs/ucsd.yaml")
     return load_ucsd(cfg.DATASET.SOURCE, cfg.MODEL.INPUT_IMAGE_CHANNELS, cfg.MODEL.INPUT_IMAGE_SIZE,
-                     cfg.VIDEO.PATCH_GRID)
+                     cfg.VIDEO.PATCH_GRID, cfg.VIDEO.INPUT)
+
+
+def preprocessing_settings(cfg):
+    """Return the VIDEO settings that shape a fold's records, stored in and checked against fold files."""
+    return {"input": cfg.VIDEO.INPUT, "patch_grid": list(cfg.VIDEO.PATCH_GRID)}
 
 
 def write_ucsd_folds(cfg, folder, loaded):
@@ -403,5 +432,5 @@ def write_ucsd_folds(cfg, folder, loaded):
     for fold, name in [(TRAIN_FOLD, "train"), (TEST_FOLD, "test")]:
         images, labels, extras = loaded[name]
         path = write_single_fold(folder, cfg.DATASET.NAME, fold, cfg.DATASET.FOLDS_COUNT, cfg.DATASET.SEED,
-                                 images, labels, extras)
+                                 images, labels, extras, preprocessing=preprocessing_settings(cfg))
         logger.info("Wrote %s: %d %s records, %d anomalous", path, len(images), name, int(labels.sum()))

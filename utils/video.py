@@ -37,9 +37,9 @@ from utils.folds import FoldError, Split, fold_path, read_fold
 from utils.runtime import (apply_threads, model_paths, results_csv_path, run_dir, select_device, setup_logging,
                            task_seed)
 from utils.scoring import fit_statistics, score_images
-from utils.training import load_generator_and_encoder, train_model
+from utils.training import check_trained_with, load_generator_and_encoder, train_model
 from utils.ucsd import (ANOMALOUS_LABEL, EXTRAS_NAMES, INLIER_SET_INDEX, NORMAL_LABEL, TEST_FOLD, TRAIN_FOLD,
-                        test_clip_name)
+                        preprocessing_settings, test_clip_name)
 from utils.video_metrics import METRIC_NAMES, SCORE_VARIANTS, evaluate_variants, frame_scores_from_patches
 from utils.video_plots import patch_mosaic, save_clip_animation, save_clip_score_plot
 
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 RESULT_KEY_FIELDS = ["dataset", "fold", "variant", "mul"]
 RESULT_FIELDS = RESULT_KEY_FIELDS + METRIC_NAMES + [
-    "test_frames", "anomalous_frames", "smoothing_sigma", "patch_grid", "input_size", "channels",
+    "test_frames", "anomalous_frames", "smoothing_sigma", "input", "patch_grid", "input_size", "channels",
     "arch", "width", "latent_size", "epochs"]
 
 
@@ -65,6 +65,14 @@ def load_fixed_split(cfg):
         missing = [name for name in EXTRAS_NAMES if name not in record["extras"]]
         if missing:
             raise FoldError(f"{path}: the record has no {', '.join(missing)} extras; re-run partition_ucsd.py")
+        expected = preprocessing_settings(cfg)
+        stored = record.get("preprocessing", {})
+        differing = [f"VIDEO.{key.upper()} {stored.get(key, 'not recorded')!r} in the file, {value!r} in the config"
+                     for key, value in expected.items() if stored.get(key) != value]
+        if differing:
+            raise FoldError(f"{path}: the records were made with other settings ({'; '.join(differing)}); "
+                            f"re-run partition_ucsd.py with this config, or give this config a DATASET.PATH "
+                            f"of its own")
         if len(record["images"]) and record["extras"]["patch"].max() + 1 != patch_count:
             raise FoldError(f"{path}: {record['extras']['patch'].max() + 1} patches per frame, but "
                             f"VIDEO.PATCH_GRID {cfg.VIDEO.PATCH_GRID} has {patch_count}; re-run "
@@ -85,6 +93,7 @@ def train_video_model(cfg):
     output_dir = run_dir(cfg, TEST_FOLD, INLIER_SET_INDEX)
     model_files = model_paths(cfg, TEST_FOLD, INLIER_SET_INDEX)
     if all(os.path.exists(path) for path in model_files) and not cfg.RUN.FORCE:
+        check_trained_with(cfg, output_dir)
         logger.info("%s: model exists in %s, skipping (--force retrains)", cfg.DATASET.NAME, output_dir)
         return output_dir
 
@@ -114,7 +123,7 @@ def _result_row(cfg, mul, variant, metrics, table):
         **{name: metrics[name] for name in METRIC_NAMES},
         "test_frames": len(table["frame"]),
         "anomalous_frames": int(np.count_nonzero(table["label"] == ANOMALOUS_LABEL)),
-        "smoothing_sigma": cfg.VIDEO.SMOOTHING_SIGMA,
+        "smoothing_sigma": cfg.VIDEO.SMOOTHING_SIGMA, "input": cfg.VIDEO.INPUT,
         "patch_grid": "x".join(str(count) for count in cfg.VIDEO.PATCH_GRID),
         "input_size": cfg.MODEL.INPUT_IMAGE_SIZE, "channels": cfg.MODEL.INPUT_IMAGE_CHANNELS,
         "arch": cfg.MODEL.ARCH, "width": cfg.MODEL.WIDTH, "latent_size": cfg.MODEL.LATENT_SIZE,
@@ -189,6 +198,7 @@ def evaluate_video_model(cfg, mul=None):
     if cfg.VIDEO.ANIMATION_CLIP and cfg.VIDEO.ANIMATION_CLIP not in clips:
         raise ConfigError(f"VIDEO.ANIMATION_CLIP = {cfg.VIDEO.ANIMATION_CLIP} is not a test clip; choose one "
                           f"of {clips.tolist()}, or 0 for no animation")
+    check_trained_with(cfg, output_dir)
     encoder, generator = load_generator_and_encoder(cfg, model_paths(cfg, TEST_FOLD, INLIER_SET_INDEX), device)
 
     stats, _, _ = fit_statistics(encoder, generator, train.images, cfg.TEST.HISTOGRAM_BINS,
