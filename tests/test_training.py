@@ -1,8 +1,11 @@
-"""Training options: noisy fakes for the image discriminator and the learning-rate schedule."""
+"""Training options: noisy fakes for the image discriminator, the learning-rate schedule, determinism."""
+
+import os
 
 import pytest
 import torch
 
+from utils.runtime import configure_determinism
 from utils.training import Trainer
 
 
@@ -50,3 +53,33 @@ def test_learning_rate_divided_every_decay_period(tiny_cfg):
     # GPND divides at the start of epoch 30 (0-based 29), when (epoch + 1) % 30 == 0.
     assert trainer.learning_rate(29) == pytest.approx(0.0005)
     assert trainer.learning_rate(59) == pytest.approx(0.002 / 16)
+
+
+@pytest.fixture
+def restore_determinism(monkeypatch):
+    """Put torch's global determinism flags back after a test that changes them."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    yield
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[:2]
+    torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
+
+
+def test_determinism_set_for_cuda_only(tiny_cfg, restore_determinism):
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.deterministic = False
+    torch.use_deterministic_algorithms(False)
+
+    # The flags are global, so setting them needs no GPU; a CPU run and a disabled switch change nothing.
+    configure_determinism(tiny_cfg(), torch.device("cpu"))
+    configure_determinism(tiny_cfg(RUN={"DETERMINISTIC": False}), torch.device("cuda"))
+    assert torch.backends.cudnn.benchmark
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+
+    configure_determinism(tiny_cfg(), torch.device("cuda"))
+    assert not torch.backends.cudnn.benchmark
+    assert torch.backends.cudnn.deterministic
+    assert torch.are_deterministic_algorithms_enabled()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"

@@ -106,6 +106,9 @@ DEFAULTS = {
         "FORCE": False,
         # 0 keeps torch's default thread count.
         "THREADS": 0,
+        # On CUDA, use deterministic cuDNN and cuBLAS kernels (a little slower) so that a run
+        # repeats on the same GPU and software. CPU runs repeat exactly either way.
+        "DETERMINISTIC": True,
         "PROGRESS_BAR": True,
     },
     # Settings of video data sets (DATASET.PROTOCOL "fixed_split"). Image data sets ignore them.

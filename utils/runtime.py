@@ -25,6 +25,8 @@ from utils.config import resolve_path
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# cuBLAS workspace that gives the same result on every call, from PyTorch's reproducibility notes.
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
 
 def setup_logging(level=logging.INFO):
@@ -45,6 +47,22 @@ def select_device(name):
 def apply_threads(cfg):
     if cfg.RUN.THREADS > 0:
         torch.set_num_threads(cfg.RUN.THREADS)
+
+
+def configure_determinism(cfg, device):
+    """Make CUDA runs repeatable when RUN.DETERMINISTIC is set; CPU runs need no change.
+
+    Follows PyTorch's reproducibility notes: cuDNN picks deterministic convolution kernels
+    and stops benchmarking, every op that has a deterministic implementation uses it (ops
+    without one only warn), and cuBLAS gets a fixed workspace. The workspace setting works
+    only if no cuBLAS call has been made yet in the process, so an existing value is kept.
+    """
+    if device.type != "cuda" or not cfg.RUN.DETERMINISTIC:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def task_seed(base_seed, folding_id, ic):

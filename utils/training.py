@@ -28,7 +28,7 @@ from torch import optim
 from tqdm import tqdm
 
 from net import build_networks
-from utils.config import ConfigError, config_to_yaml
+from utils.config import DEFAULTS, ConfigError, config_to_yaml
 from utils.fileio import load_torch, save_torch, write_text
 from utils.plots import save_image_grid, save_loss_curve
 from utils.runtime import seed_everything
@@ -236,8 +236,12 @@ def check_trained_with(cfg, output_dir):
     with open(path, encoding="utf-8") as stream:
         saved = _model_settings(yaml.safe_load(stream) or {})
     current = _model_settings(cfg.to_dict())
+    # A key added to the schema after the model was trained is absent from its config.yaml.
+    # New keys default to the behaviour from before they existed, so only other values differ.
+    defaults = _model_settings(DEFAULTS)
     differing = [f"{key} {saved.get(key, 'absent')!r} there, {value!r} now"
-                 for key, value in current.items() if saved.get(key) != value]
+                 for key, value in current.items()
+                 if saved.get(key, defaults[key]) != value]
     if differing:
         listed = "; ".join(differing[:5]) + ("; ..." if len(differing) > 5 else "")
         raise SettingsMismatchError(f"{output_dir}: the model there was trained with other settings ({listed}); "
