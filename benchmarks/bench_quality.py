@@ -6,8 +6,11 @@ script prints one row per variant (mean AUC over digits and percentages, mean F1
 50 % outliers, seconds per epoch, scoring seconds per digit) and the per-digit table of the
 last variant.
 
-    python partition_mnist.py --source ../shared/datasets/mnist     # once
-    python benchmarks/bench_quality.py --epochs 20 [--variants light noisy ...]
+    python partition_mnist.py --source /path/to/mnist     # once
+    python benchmarks/bench_quality.py --epochs 5 [--variants light noisy ...]
+
+Every variant spells out its settings (``benchmarks/common.py``), so the table does not
+change when the configured defaults do. docs/BENCHMARKS.md records the table.
 """
 
 import os
@@ -33,6 +36,11 @@ VARIANTS = {
     "mul 0.1": (["TEST.MUL=0.1"], "light"),
     "mul 0.5": (["TEST.MUL=0.5"], "light"),
     "mul 1.0": (["TEST.MUL=1.0"], "light"),
+    # Combinations of single changes above.
+    "latent + reconstruction, mul 1.0": (["TEST.USE_JACOBIAN_TERM=false", "TEST.MUL=1.0"], "light"),
+    "noisy without Jacobian": (["TEST.USE_JACOBIAN_TERM=false"], "noisy"),
+    "noisy, mul 1.0": (["TEST.MUL=1.0"], "noisy"),
+    "noisy without Jacobian, mul 1.0": (["TEST.USE_JACOBIAN_TERM=false", "TEST.MUL=1.0"], "noisy"),
 }
 DIGITS = list(range(10))
 
@@ -71,7 +79,7 @@ def run_variant(args, name):
 
 def main():
     parser = base_parser(__doc__)
-    parser.add_argument("--epochs", type=int, default=20, help="training epochs of every variant")
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs of every variant")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                         help="variants to run, in order (a derived variant needs its base first)")
     args = parser.parse_args()

@@ -69,7 +69,8 @@ def tiny_overrides(tmp_path, **extra):
         "DATASET": {"PATH": str(tmp_path / "data"), "CACHE": str(tmp_path / "cache")},
         "MODEL": {"WIDTH": 8, "LATENT_SIZE": 4},
         "TRAIN": {"EPOCH_COUNT": 2, "BATCH_SIZE": 16, "IMAGE_GRID_EVERY": 1},
-        "TEST": {"BATCH_SIZE": 64, "HISTOGRAM_BINS": 10},
+        # GPND's full three-term score at its published mul, so the Jacobian path stays tested.
+        "TEST": {"BATCH_SIZE": 64, "HISTOGRAM_BINS": 10, "USE_JACOBIAN_TERM": True, "MUL": 0.2},
         "RUN": {"OUTPUT_DIR": str(tmp_path / "results"), "PROGRESS_BAR": False, "DEVICE": "cpu", "FOLDS": [0]},
     }
     for section, values in extra.items():

@@ -399,6 +399,8 @@ TRAIN:
 TEST:
   BATCH_SIZE: 64
   HISTOGRAM_BINS: 5
+  USE_JACOBIAN_TERM: true
+  MUL: 0.2
 RUN:
   DEVICE: cpu
   OUTPUT_DIR: {tmp_path / 'results'}

@@ -17,15 +17,19 @@ def test_discriminator_sees_only_decoder_outputs_by_default(tiny_cfg):
     trainer = make_trainer(tiny_cfg)
     x = torch.rand(6, 1, 32, 32)
     fakes = trainer.discriminator_fakes(x)
-    assert fakes.shape == (6, 1, 32, 32)
+    assert len(fakes) == 1
+    assert fakes[0].shape == (6, 1, 32, 32)
 
 
 def test_noisy_fakes_added_when_enabled(tiny_cfg):
     trainer = make_trainer(tiny_cfg, NOISY_FAKES=True, NOISE_TYPE="gaussian", NOISE_LEVEL=0.1)
     x = torch.full((6, 1, 32, 32), 0.5)
     fakes = trainer.discriminator_fakes(x)
-    assert fakes.shape == (12, 1, 32, 32)
-    noisy = fakes[6:]
+    # Decoder outputs and noisy images come as separate batches, each normalised on its own.
+    assert len(fakes) == 2
+    assert fakes[0].shape == (6, 1, 32, 32)
+    noisy = fakes[1]
+    assert noisy.shape == (6, 1, 32, 32)
     assert not torch.equal(noisy, x)
     assert (noisy - x).std().item() == pytest.approx(0.1, rel=0.1)
 

@@ -106,6 +106,7 @@ def tiny_overrides(tmp_path, source, grid=(1, 1)):
             f"RUN.OUTPUT_DIR={tmp_path / 'results'}", f"VIDEO.PATCH_GRID=[{grid[0]}, {grid[1]}]",
             "MODEL.INPUT_IMAGE_SIZE=32", "MODEL.WIDTH=8", "TRAIN.EPOCH_COUNT=1", "TRAIN.BATCH_SIZE=8",
             "TRAIN.IMAGE_GRID_EVERY=1", "TEST.BATCH_SIZE=64", "TEST.HISTOGRAM_BINS=5",
+            "TEST.USE_JACOBIAN_TERM=true", "TEST.MUL=0.2",
             "VIDEO.SMOOTHING_SIGMA=1.0", "VIDEO.ANIMATION_CLIP=2", "VIDEO.ANIMATION_FRAME_STEP=2",
             "RUN.DEVICE=cpu", "RUN.PROGRESS_BAR=false", "RUN.THREADS=1"]
 

@@ -118,11 +118,19 @@ class Trainer:
         return torch.where(hit, (draws[1] < 0.5).to(x.dtype), x)
 
     def discriminator_fakes(self, x):
-        """Return the fake images of the discriminator update: G(z), plus noisy x if enabled."""
+        """Return the batches of fake images of the discriminator update: [G(z)], plus noisy x if enabled.
+
+        Each kind is its own batch, as real and fake images are. The discriminator normalises
+        every batch it sees with BatchNorm, so a batch that mixed decoder outputs with noisy
+        images would differ from a batch of decoder outputs alone in its statistics. The
+        discriminator can then tell the mixed batches apart by those statistics and call every
+        unmixed batch of decoder outputs real, which leaves the decoder without an adversarial
+        signal.
+        """
         with torch.no_grad():
-            fakes = self.generator(self._prior(x.shape[0]))
+            fakes = [self.generator(self._prior(x.shape[0]))]
         if self.cfg.TRAIN.NOISY_FAKES:
-            fakes = torch.cat([fakes, self.noisy_copy(x)])
+            fakes.append(self.noisy_copy(x))
         return fakes
 
     def train_step(self, x):
@@ -131,11 +139,13 @@ class Trainer:
         real = torch.ones(batch, device=self.device)
         fake = torch.zeros(batch, device=self.device)
 
-        # 1. image discriminator: real images against decoded prior samples (and noisy images)
+        # 1. image discriminator: real images against decoded prior samples (and noisy images).
+        # The fake term is the mean over the fake batches, so noisy fakes do not change its weight.
         self.discriminator.zero_grad(set_to_none=True)
-        x_fake = self.discriminator_fakes(x)
-        d_loss = F.binary_cross_entropy(self.discriminator(x), real) + \
-            F.binary_cross_entropy(self.discriminator(x_fake), torch.zeros(len(x_fake), device=self.device))
+        fake_batches = self.discriminator_fakes(x)
+        fake_loss = sum(F.binary_cross_entropy(self.discriminator(batch_fakes), fake)
+                        for batch_fakes in fake_batches) / len(fake_batches)
+        d_loss = F.binary_cross_entropy(self.discriminator(x), real) + fake_loss
         d_loss.backward()
         self.optimizers["D"].step()
 
