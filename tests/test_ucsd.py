@@ -554,7 +554,7 @@ def test_end_to_end_synthetic_clips(tmp_path, monkeypatch, capsys):
 def test_folds_of_other_preprocessing_rejected(tmp_path, monkeypatch, caplog):
     source = write_layout(tmp_path / "raw")
     overrides = tiny_overrides(tmp_path, source)
-    run_partition(monkeypatch, UCSD_CONFIG, overrides)
+    run_partition(monkeypatch, UCSD_CONFIG, overrides + ["VIDEO.INPUT=frames"])
     with pytest.raises(SystemExit) as raised:
         video.train_driver(UCSD_CONFIG, driver_arguments(overrides + ["VIDEO.INPUT=differences"]))
     assert raised.value.code == 2
