@@ -39,8 +39,6 @@ VARIANTS = {
     # Combinations of single changes above.
     "latent + reconstruction, mul 1.0": (["TEST.USE_JACOBIAN_TERM=false", "TEST.MUL=1.0"], "light"),
     "noisy without Jacobian": (["TEST.USE_JACOBIAN_TERM=false"], "noisy"),
-    "noisy, mul 1.0": (["TEST.MUL=1.0"], "noisy"),
-    "noisy without Jacobian, mul 1.0": (["TEST.USE_JACOBIAN_TERM=false", "TEST.MUL=1.0"], "noisy"),
 }
 DIGITS = list(range(10))
 
