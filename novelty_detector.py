@@ -23,7 +23,7 @@ from utils.fileio import append_csv_rows, atomic_write, write_json, write_text
 from utils.folds import inlier_mask, load_protocol, outlier_percentage_indices, training_inliers
 from utils.plots import save_distance_pdf, save_latent_pdfs, save_score_distributions
 from utils.results import RESULT_KEY_FIELDS
-from utils.runtime import apply_threads, configure_determinism, model_paths, results_csv_path, run_dir, select_device
+from utils.runtime import model_paths, prepare_device, results_csv_path, run_dir
 from utils.scoring import fit_statistics, score_images
 from utils.training import check_trained_with, load_generator_and_encoder
 
@@ -108,9 +108,7 @@ def main(folding_id, inliner_classes, ic, total_classes, mul, folds, cfg):
                         folding_id, ic, metrics_path)
             return [dict(row) for row in saved["rows"]]
 
-    apply_threads(cfg)
-    device = select_device(cfg.RUN.DEVICE)
-    configure_determinism(cfg, device)
+    device = prepare_device(cfg)
     train_split, validation_split, test_split = load_protocol(cfg, folding_id)
     train_images = training_inliers(train_split, inliner_classes, f"{cfg.DATASET.NAME} fold {folding_id}")
     check_trained_with(cfg, output_dir)

@@ -9,7 +9,7 @@ import logging
 import os
 
 from utils.folds import load_protocol, training_inliers
-from utils.runtime import apply_threads, configure_determinism, model_paths, run_dir, select_device, task_seed
+from utils.runtime import model_paths, prepare_device, run_dir, task_seed
 from utils.training import check_trained_with, train_model
 
 logger = logging.getLogger(__name__)
@@ -30,9 +30,7 @@ def train(folding_id, inliner_classes, ic, cfg):
                     folding_id, ic, inliner_classes, output_dir)
         return output_dir
 
-    apply_threads(cfg)
-    device = select_device(cfg.RUN.DEVICE)
-    configure_determinism(cfg, device)
+    device = prepare_device(cfg)
     train_split, _, _ = load_protocol(cfg, folding_id)
     images = training_inliers(train_split, inliner_classes, f"{cfg.DATASET.NAME} fold {folding_id}")
     logger.info("Training fold %d, inlier set %d %s on %d images, device %s",

@@ -65,6 +65,14 @@ def configure_determinism(cfg, device):
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def prepare_device(cfg):
+    """Apply RUN.THREADS, pick the RUN.DEVICE device and set its determinism; return the device."""
+    apply_threads(cfg)
+    device = select_device(cfg.RUN.DEVICE)
+    configure_determinism(cfg, device)
+    return device
+
+
 def task_seed(base_seed, folding_id, ic):
     """Return a seed that differs per (fold, inlier set) but is fixed for a given config."""
     return int(np.random.SeedSequence([base_seed, folding_id, ic]).generate_state(1)[0])

@@ -120,12 +120,11 @@ class Trainer:
     def discriminator_fakes(self, x):
         """Return the batches of fake images of the discriminator update: [G(z)], plus noisy x if enabled.
 
-        Each kind is its own batch, as real and fake images are. The discriminator normalises
-        every batch it sees with BatchNorm, so a batch that mixed decoder outputs with noisy
-        images would differ from a batch of decoder outputs alone in its statistics. The
-        discriminator can then tell the mixed batches apart by those statistics and call every
-        unmixed batch of decoder outputs real, which leaves the decoder without an adversarial
-        signal.
+        Each kind is its own batch, as real and fake images are, because the discriminator's
+        BatchNorm normalises each input batch with that batch's statistics. A batch mixing
+        decoder outputs with noisy images has other statistics than one of decoder outputs
+        alone, so the discriminator could call every unmixed batch real and leave the decoder
+        without an adversarial signal.
         """
         with torch.no_grad():
             fakes = [self.generator(self._prior(x.shape[0]))]

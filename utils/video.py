@@ -34,8 +34,7 @@ from utils.config import ConfigError, load_config, resolve_path
 from utils.datasets import DatasetError
 from utils.fileio import append_csv_rows, atomic_write, write_json, write_text
 from utils.folds import FoldError, Split, fold_path, read_fold
-from utils.runtime import (apply_threads, configure_determinism, model_paths, results_csv_path, run_dir,
-                           select_device, setup_logging, task_seed)
+from utils.runtime import model_paths, prepare_device, results_csv_path, run_dir, setup_logging, task_seed
 from utils.scoring import fit_statistics, score_images
 from utils.training import check_trained_with, load_generator_and_encoder, train_model
 from utils.ucsd import (ANOMALOUS_LABEL, EXTRAS_NAMES, INLIER_SET_INDEX, NORMAL_LABEL, TEST_FOLD, TRAIN_FOLD,
@@ -97,9 +96,7 @@ def train_video_model(cfg):
         logger.info("%s: model exists in %s, skipping (--force retrains)", cfg.DATASET.NAME, output_dir)
         return output_dir
 
-    apply_threads(cfg)
-    device = select_device(cfg.RUN.DEVICE)
-    configure_determinism(cfg, device)
+    device = prepare_device(cfg)
     train, _ = load_fixed_split(cfg)
     logger.info("Training %s on %d normal training records, device %s", cfg.DATASET.NAME, len(train), device)
     seed = task_seed(cfg.TRAIN.SEED, TEST_FOLD, INLIER_SET_INDEX)
@@ -192,9 +189,7 @@ def evaluate_video_model(cfg, mul=None):
     """
     mul = cfg.TEST.MUL if mul is None else mul
     output_dir = run_dir(cfg, TEST_FOLD, INLIER_SET_INDEX)
-    apply_threads(cfg)
-    device = select_device(cfg.RUN.DEVICE)
-    configure_determinism(cfg, device)
+    device = prepare_device(cfg)
     train, test = load_fixed_split(cfg)
     clips = np.unique(test.extras["clip"])
     if cfg.VIDEO.ANIMATION_CLIP and cfg.VIDEO.ANIMATION_CLIP not in clips:
