@@ -31,6 +31,10 @@ VARIANTS = {
     "gpnd": (PUBLISHED_SETTINGS, None),
     "light": (LIGHT_SETTINGS, None),
     "noisy": (LIGHT_SETTINGS + ["TRAIN.NOISY_FAKES=true"], None),
+    # The light network at other widths (MODEL.WIDTH overrides the 32 of LIGHT_SETTINGS).
+    "light 8": (LIGHT_SETTINGS + ["MODEL.WIDTH=8"], None),
+    "light 16": (LIGHT_SETTINGS + ["MODEL.WIDTH=16"], None),
+    "light 64": (LIGHT_SETTINGS + ["MODEL.WIDTH=64"], None),
     "latent only": (["TEST.USE_RECONSTRUCTION_TERM=false", "TEST.USE_JACOBIAN_TERM=false"], "light"),
     "latent + reconstruction": (["TEST.USE_JACOBIAN_TERM=false"], "light"),
     "mul 0.1": (["TEST.MUL=0.1"], "light"),
