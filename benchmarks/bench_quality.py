@@ -81,7 +81,7 @@ def run_variant(args, name):
 
 def main():
     parser = base_parser(__doc__)
-    parser.add_argument("--epochs", type=int, default=5, help="training epochs of every variant")
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs of every variant (default 5)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                         help="variants to run, in order (a derived variant needs its base first)")
     args = parser.parse_args()

@@ -29,7 +29,8 @@ LIGHT_SETTINGS = ["MODEL.ARCH=light", "MODEL.WIDTH=32"] + PUBLISHED_SETTINGS[2:]
 
 
 def base_parser(description):
-    parser = argparse.ArgumentParser(description=description)
+    # The raw formatter keeps the usage lines of the scripts' docstrings on lines of their own.
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device to benchmark")
     return parser
