@@ -31,7 +31,8 @@ VARIANTS = {
     "gpnd": (PUBLISHED_SETTINGS, None),
     "light": (LIGHT_SETTINGS, None),
     "noisy": (LIGHT_SETTINGS + ["TRAIN.NOISY_FAKES=true"], None),
-    # The light network at other widths (MODEL.WIDTH overrides the 32 of LIGHT_SETTINGS).
+    # These rows train the light network at other widths: the later MODEL.WIDTH overrides the 32
+    # of LIGHT_SETTINGS.
     "light 8": (LIGHT_SETTINGS + ["MODEL.WIDTH=8"], None),
     "light 16": (LIGHT_SETTINGS + ["MODEL.WIDTH=16"], None),
     "light 64": (LIGHT_SETTINGS + ["MODEL.WIDTH=64"], None),

@@ -1,0 +1,133 @@
+"""UCSD Ped2 checks that need no training: a model-free baseline and rescorings of saved scores.
+
+Each part runs when its input is given and prints micro AUCs (anomalous frames positive, frame
+score = least likely patch, as in ``utils/video.py``):
+
+    --folds DIR     difference folds of configs/ucsd.yaml (4 x 6 patches at 32x32): the L2 norm
+                    of each test record, no model, as an anomaly score, all four variants
+    --scores NPZ    a run's video_scores_mul<m>.npz: GPND's score smoothed with other sigmas,
+                    and the score standardised per patch position with the statistics of the
+                    normal test frames (an upper bound for that idea, not a usable detector)
+    --source DIR    the UCSDped2 folder: the L2 norm of full-resolution differences over 1, 2
+                    and 3 frames, per 60x60 patch
+
+    python benchmarks/bench_ped2_checks.py --folds /tmp/ucsd/diff46 \\
+        --scores /tmp/ucsd/res_diff46_e5/ucsd-ped2/fold_1/set_0/video_scores_mul0.2.npz \\
+        --source /path/to/UCSDped2
+"""
+
+import argparse
+import os
+
+import numpy as np
+
+from common import REPO_ROOT, print_table
+from utils import ucsd
+from utils.config import load_config
+from utils.folds import read_fold
+from utils.video_metrics import SCORE_VARIANTS, evaluate_variants, frame_scores_from_patches
+
+UCSD_CONFIG = os.path.join(REPO_ROOT, "configs", "ucsd.yaml")
+# The smoothing sigma of configs/ucsd.yaml, used wherever a part does not vary it.
+SMOOTHING_SIGMA = 3.0
+SIGMAS = [1.0, 2.0, 3.0, 5.0, 8.0, 12.0]
+FRAME_STEPS = [1, 2, 3]
+# The patch grid of configs/ucsd.yaml: 60x60-pixel patches of a 360x240 frame.
+PATCH_GRID = (4, 6)
+# Added to the standard deviation so that a patch position with constant scores does not divide by zero.
+STD_FLOOR = 1e-9
+
+
+def micro_aucs(clips, frames, labels, patch_scores, sigma=SMOOTHING_SIGMA):
+    """Return {variant: micro AUC} of patch scores (high = normal), reduced to frame scores."""
+    frame = frame_scores_from_patches(clips, frames, labels, patch_scores)
+    metrics, _ = evaluate_variants(frame["clip"], frame["frame"], frame["label"], frame["score"], sigma)
+    return {variant: metrics[variant]["micro_auc"] for variant in SCORE_VARIANTS}
+
+
+def fold_norm_aucs(folder):
+    """Return the micro AUCs of the negated L2 norm of each test record of a difference fold."""
+    cfg = load_config(UCSD_CONFIG, [f"DATASET.PATH={folder}", "MODEL.INPUT_IMAGE_SIZE=32",
+                                    "VIDEO.INPUT=differences", "VIDEO.PATCH_GRID=[4, 6]"])
+    record = read_fold(folder, ucsd.TEST_FOLD, cfg)
+    pixels = record["images"].reshape(len(record["images"]), -1).astype(np.float64)
+    extras = record["extras"]
+    return micro_aucs(extras["clip"], extras["frame"], record["labels"], -np.sqrt((pixels ** 2).sum(axis=1)))
+
+
+def sigma_rows(saved):
+    """Return (sigma, smoothed micro AUC) of the saved GPND score for each of SIGMAS."""
+    return [(sigma, micro_aucs(saved["clip"], saved["frame"], saved["label"], saved["score"], sigma)["smoothed"])
+            for sigma in SIGMAS]
+
+
+def position_standardised_aucs(saved):
+    """Return the micro AUCs of the saved score standardised per patch position on the normal test frames."""
+    scores = saved["score"]
+    standardised = np.empty_like(scores)
+    for patch in np.unique(saved["patch"]):
+        members = saved["patch"] == patch
+        normal = members & (saved["label"] == ucsd.NORMAL_LABEL)
+        standardised[members] = (scores[members] - np.median(scores[normal])) / (np.std(scores[normal]) + STD_FLOOR)
+    return micro_aucs(saved["clip"], saved["frame"], saved["label"], standardised)
+
+
+def frame_step_rows(source):
+    """Return (frame step, raw micro AUC) of the L2 norm of full-resolution patch differences."""
+    _, test_folder = ucsd.dataset_folders(source)
+    ground_truth_path = ucsd.find_ground_truth_file(test_folder)
+    with open(ground_truth_path, encoding="utf-8", errors="replace") as stream:
+        ground_truth = ucsd.parse_ground_truth(stream.read(), ground_truth_path)
+
+    clips, frames, labels = [], [], []
+    norms = {step: [] for step in FRAME_STEPS}
+    for clip, folder in ucsd.list_clips(test_folder, ucsd.TEST_CLIP_NAME):
+        paths = [path for _, path in ucsd.list_numbered_images(folder)]
+        video = np.stack([np.asarray(ucsd.read_frame(path, channels=1), dtype=np.float32) for path in paths])
+        boxes = ucsd.patch_boxes(video.shape[1], video.shape[2], PATCH_GRID)
+        clip_labels = ucsd.frame_labels(ground_truth[clip], len(video), os.path.basename(folder), ground_truth_path)
+        for step in FRAME_STEPS:
+            # The first `step` frames have no predecessor and repeat the first difference.
+            differences = np.abs(video[step:] - video[:-step])
+            differences = np.concatenate([differences[:1]] * step + [differences])
+            for top, bottom, left, right in boxes:
+                norms[step].append(np.sqrt((differences[:, top:bottom, left:right] ** 2).mean(axis=(1, 2))))
+        for patch in range(len(boxes)):
+            clips.append(np.full(len(video), clip))
+            frames.append(np.arange(1, len(video) + 1))
+            labels.append(clip_labels)
+
+    clips, frames, labels = np.concatenate(clips), np.concatenate(frames), np.concatenate(labels)
+    return [(step, micro_aucs(clips, frames, labels, -np.concatenate(norms[step]))["raw"]) for step in FRAME_STEPS]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folds", help="folder of the difference folds (data_fold_1.pkl)")
+    parser.add_argument("--scores", help="video_scores_mul<m>.npz of a run")
+    parser.add_argument("--source", help="UCSDped2 folder with Train/ and Test/")
+    args = parser.parse_args()
+    if not (args.folds or args.scores or args.source):
+        parser.error("give at least one of --folds, --scores and --source")
+
+    if args.folds:
+        aucs = fold_norm_aucs(args.folds)
+        print_table("L2 norm of each difference record, no model (micro AUC)", SCORE_VARIANTS,
+                    [[f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]])
+    if args.scores:
+        with np.load(args.scores, allow_pickle=False) as saved:
+            saved = {key: saved[key] for key in saved.files}
+        print_table("GPND score smoothed with other sigmas (smoothed micro AUC)", ["sigma", "micro AUC"],
+                    [[f"{sigma:g}", f"{auc:.4f}"] for sigma, auc in sigma_rows(saved)])
+        original = micro_aucs(saved["clip"], saved["frame"], saved["label"], saved["score"])
+        standardised = position_standardised_aucs(saved)
+        print_table("GPND score standardised per patch position (micro AUC)", ["score"] + SCORE_VARIANTS,
+                    [["as saved"] + [f"{original[variant]:.4f}" for variant in SCORE_VARIANTS],
+                     ["standardised"] + [f"{standardised[variant]:.4f}" for variant in SCORE_VARIANTS]])
+    if args.source:
+        print_table("L2 norm of full-resolution differences per 60x60 patch (raw micro AUC)",
+                    ["frame step", "micro AUC"], [[step, f"{auc:.4f}"] for step, auc in frame_step_rows(args.source)])
+
+
+if __name__ == "__main__":
+    main()
