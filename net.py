@@ -17,6 +17,11 @@ Two channel plans exist (``MODEL.ARCH``):
 - ``light``: the first layer has WIDTH channels and each further stage doubles them (encoder
   and discriminator w, 2w, 4w), mirrored in the decoder (4w, 2w, w).
 
+``MODEL.SEPARABLE`` makes the inner stride-2 stages depthwise separable: a 4x4 depthwise
+(transposed) convolution and a 1x1 pointwise one in place of a dense 4x4 convolution. The
+layers that touch the image or the latent code stay dense, because they are small and carry
+the most information per weight.
+
 Size per image (from ``describe_networks``; multiply-accumulates of convolutions and linear
 layers only, BatchNorm and activations excluded), latent size 16:
 
@@ -27,6 +32,9 @@ layers only, BatchNorm and activations excluded), latent size 16:
     light, 32, 32x32x1   encoder             197,744     4.4 M
                          generator           197,793     4.4 M
                          discriminator       167,009     4.3 M
+    light, 32, 32x32x1,  encoder              45,680     0.48 M
+    separable            generator            45,729     0.48 M
+                         discriminator        14,945     0.44 M
     gpnd, 128, 64x64x3   encoder           2,889,424   103.9 M
     light, 32, 64x64x3   encoder             756,592    26.8 M
     any                  z-discriminator      18,817     0.02 M
@@ -88,18 +96,45 @@ def init_weights(module):
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(layer.weight, 0.0, INIT_STD)
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+def down_conv(in_channels, out_channels, separable=False):
+    """Build a 4x4 stride-2 convolution that halves the map: (B, in, H, W) -> (B, out, H/2, W/2).
+
+    Separable: a per-channel 4x4 stride-2 convolution, then a 1x1 convolution that mixes the
+    channels. The pointwise layer's bias makes the depthwise one's redundant.
+    """
+    if not separable:
+        return nn.Conv2d(in_channels, out_channels, 4, 2, 1)
+    return nn.Sequential(nn.Conv2d(in_channels, in_channels, 4, 2, 1, groups=in_channels, bias=False),
+                         nn.Conv2d(in_channels, out_channels, 1))
+
+
+def up_conv(in_channels, out_channels, separable=False):
+    """Build a 4x4 stride-2 transposed convolution that doubles the map: (B, in, H, W) -> (B, out, 2H, 2W).
+
+    Separable: a 1x1 convolution that mixes the channels at the low resolution, then a
+    per-channel 4x4 stride-2 transposed convolution. Mixing first is cheaper because the
+    decoder narrows as it grows.
+    """
+    if not separable:
+        return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1)
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                         nn.ConvTranspose2d(out_channels, out_channels, 4, 2, 1, groups=out_channels))
 
 
 class _ConvDownStack(nn.Module):
     """Stride-2 convolutions from the image down to a 4x4 map; shared by encoder and discriminator."""
 
-    def __init__(self, channels, plan):
+    def __init__(self, channels, plan, separable=False):
         super().__init__()
         layers = []
         in_channels = channels
         for index, out_channels in enumerate(plan):
-            layers.append(nn.Conv2d(in_channels, out_channels, 4, 2, 1))
+            # The first stage reads the image itself and stays dense.
+            layers.append(down_conv(in_channels, out_channels, separable and index > 0))
             # GPND normalises every stage but the first.
             if index > 0:
                 layers.append(nn.BatchNorm2d(out_channels))
@@ -114,10 +149,10 @@ class _ConvDownStack(nn.Module):
 class Encoder(nn.Module):
     """Map an image to its latent code."""
 
-    def __init__(self, latent_size=16, width=32, channels=1, image_size=32, arch="light"):
+    def __init__(self, latent_size=16, width=32, channels=1, image_size=32, arch="light", separable=False):
         super().__init__()
         plan = encoder_channels(arch, width, image_size)
-        self.features = _ConvDownStack(channels, plan)
+        self.features = _ConvDownStack(channels, plan, separable)
         self.to_latent = nn.Conv2d(plan[-1], latent_size, BOTTOM_SIZE, 1, 0)
         init_weights(self)
 
@@ -131,13 +166,13 @@ class Encoder(nn.Module):
 class Generator(nn.Module):
     """Decode a latent code into an image with values in [0, 1]."""
 
-    def __init__(self, latent_size=16, width=32, channels=1, image_size=32, arch="light"):
+    def __init__(self, latent_size=16, width=32, channels=1, image_size=32, arch="light", separable=False):
         super().__init__()
         plan = decoder_channels(arch, width, image_size)
         layers = [nn.ConvTranspose2d(latent_size, plan[0], BOTTOM_SIZE, 1, 0),
                   nn.BatchNorm2d(plan[0]), nn.ReLU()]
         for in_channels, out_channels in zip(plan[:-1], plan[1:]):
-            layers += [nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1),
+            layers += [up_conv(in_channels, out_channels, separable),
                        nn.BatchNorm2d(out_channels), nn.ReLU()]
         self.features = nn.Sequential(*layers)
         self.to_image = nn.ConvTranspose2d(plan[-1], channels, 4, 2, 1)
@@ -154,10 +189,10 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """Tell real training images from generated ones; returns probabilities of shape (B,)."""
 
-    def __init__(self, width=32, channels=1, image_size=32, arch="light"):
+    def __init__(self, width=32, channels=1, image_size=32, arch="light", separable=False):
         super().__init__()
         plan = encoder_channels(arch, width, image_size)
-        self.features = _ConvDownStack(channels, plan)
+        self.features = _ConvDownStack(channels, plan, separable)
         self.to_logit = nn.Conv2d(plan[-1], 1, BOTTOM_SIZE, 1, 0)
         init_weights(self)
 
@@ -185,7 +220,7 @@ def build_networks(cfg):
     """Build (encoder, generator, discriminator, z_discriminator) from the MODEL section."""
     model = cfg.MODEL
     image_args = dict(width=model.WIDTH, channels=model.INPUT_IMAGE_CHANNELS,
-                      image_size=model.INPUT_IMAGE_SIZE, arch=model.ARCH)
+                      image_size=model.INPUT_IMAGE_SIZE, arch=model.ARCH, separable=model.SEPARABLE)
     return (Encoder(model.LATENT_SIZE, **image_args),
             Generator(model.LATENT_SIZE, **image_args),
             Discriminator(**image_args),

@@ -22,7 +22,7 @@ MNIST_CONFIG = os.path.join(REPO_ROOT, "configs", "mnist.yaml")
 # Spelled out in full so that a change of the defaults cannot change this reference.
 PUBLISHED_SETTINGS = ["MODEL.ARCH=gpnd", "MODEL.WIDTH=128", "TRAIN.NOISY_FAKES=false", "TEST.MUL=0.2",
                       "TEST.USE_LATENT_TERM=true", "TEST.USE_RECONSTRUCTION_TERM=true",
-                      "TEST.USE_JACOBIAN_TERM=true"]
+                      "TEST.USE_JACOBIAN_TERM=true", "MODEL.SEPARABLE=false"]
 # The light network under the same training and score, so that a row differs from the
 # published one in the network only, whatever the configured defaults are.
 LIGHT_SETTINGS = ["MODEL.ARCH=light", "MODEL.WIDTH=32"] + PUBLISHED_SETTINGS[2:]
@@ -63,7 +63,8 @@ def mnist_config(args, extra=()):
 
 def quick_model(cfg, train_images, device):
     """Train (or reuse) a benchmark model for TRAIN.EPOCH_COUNT epochs; returns (encoder, generator)."""
-    name = f"bench_{cfg.MODEL.ARCH}{cfg.MODEL.WIDTH}_e{cfg.TRAIN.EPOCH_COUNT}"
+    separable = "_separable" if cfg.MODEL.SEPARABLE else ""
+    name = f"bench_{cfg.MODEL.ARCH}{cfg.MODEL.WIDTH}{separable}_e{cfg.TRAIN.EPOCH_COUNT}"
     output_dir = os.path.join(dataset_dir(cfg), name)
     files = (os.path.join(output_dir, "encoder.pt"), os.path.join(output_dir, "generator.pt"))
     if not all(os.path.exists(path) for path in files):

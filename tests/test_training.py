@@ -1,10 +1,13 @@
-"""Training options: noisy fakes for the image discriminator, the learning-rate schedule, determinism."""
+"""Training options: noisy fakes, the image adversary switch, separable networks, the learning-rate schedule, determinism."""
 
 import os
 
 import pytest
 import torch
+from torch import nn
 
+from net import build_networks, describe_networks
+from utils.config import ConfigError
 from utils.runtime import configure_determinism
 from utils.training import Trainer
 
@@ -48,6 +51,55 @@ def test_noisy_fakes_change_training(tiny_cfg):
     plain = make_trainer(tiny_cfg).train_step(x)
     noisy = make_trainer(tiny_cfg, NOISY_FAKES=True).train_step(x)
     assert plain[0].item() != noisy[0].item()
+
+
+def test_image_adversary_off_leaves_discriminator_untouched(tiny_cfg):
+    x = torch.rand(8, 1, 32, 32)
+    trainer = make_trainer(tiny_cfg, IMAGE_ADVERSARIAL=False)
+    before = [parameter.clone() for parameter in trainer.discriminator.parameters()]
+    losses = trainer.train_step(x)
+    assert losses[0].item() == 0.0
+    assert losses[1].item() == 0.0
+    assert all(torch.equal(old, new) for old, new in zip(before, trainer.discriminator.parameters()))
+    # The encoder and decoder still learn from the reconstruction and the latent adversary.
+    assert losses[3].item() > 0.0
+    assert losses[4].item() > 0.0
+
+    with_adversary = make_trainer(tiny_cfg)
+    before = [parameter.clone() for parameter in with_adversary.discriminator.parameters()]
+    with_adversary.train_step(x)
+    assert not all(torch.equal(old, new) for old, new in zip(before, with_adversary.discriminator.parameters()))
+
+
+def test_noisy_fakes_need_the_image_adversary(tiny_cfg):
+    with pytest.raises(ConfigError, match="TRAIN.NOISY_FAKES"):
+        tiny_cfg(TRAIN={"IMAGE_ADVERSARIAL": False, "NOISY_FAKES": True})
+
+
+def test_separable_networks(tiny_cfg):
+    dense = tiny_cfg(MODEL={"WIDTH": 32})
+    separable = tiny_cfg(MODEL={"WIDTH": 32, "SEPARABLE": True})
+
+    def grouped(networks):
+        return [layer for network in networks for layer in network.modules()
+                if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and layer.groups > 1]
+
+    assert not grouped(build_networks(dense))
+    encoder, generator, discriminator, _ = build_networks(separable)
+    # At 32x32 the encoder, decoder and discriminator each have two inner stages. The first
+    # encoder stage reads the image and stays dense.
+    assert len(grouped([encoder])) == 2
+    assert len(grouped([generator])) == 2
+    assert len(grouped([discriminator])) == 2
+    assert encoder.features.layers[0].groups == 1
+
+    x = torch.rand(4, 1, 32, 32)
+    assert generator(encoder(x)).shape == x.shape
+    assert discriminator(x).shape == (4,)
+    for (name, dense_parameters, dense_macs), (_, parameters, macs) in zip(describe_networks(dense)[:3],
+                                                                           describe_networks(separable)[:3]):
+        assert parameters < dense_parameters / 3, name
+        assert macs < dense_macs / 5, name
 
 
 def test_learning_rate_divided_every_decay_period(tiny_cfg):

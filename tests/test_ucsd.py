@@ -11,11 +11,13 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from evaluation import MetricError
 from utils.config import ConfigError, load_config
+from utils.plots import channels_side_by_side
 from utils.folds import FoldError, load_protocol, read_fold
 from utils.partition import partition_main
 from utils.training import SettingsMismatchError
@@ -305,6 +307,47 @@ def test_load_ucsd_differences(tmp_path):
     assert all(np.array_equal(differences[2][name], frames[2][name]) for name in frames[2])
 
 
+def test_load_ucsd_frames_and_differences(tmp_path):
+    source = write_layout(tmp_path)
+    frames = load_ucsd(str(source), 1, FRAME_SIZE, [2, 2])["test"]
+    differences = load_ucsd(str(source), 1, FRAME_SIZE, [2, 2], "differences")["test"]
+    both = load_ucsd(str(source), 2, FRAME_SIZE, [2, 2], "frames_and_differences")["test"]
+    # Channel 0 is the frame patch and channel 1 its difference patch. Labels and extras agree.
+    assert both[0].shape == (len(frames[0]), 2, FRAME_SIZE, FRAME_SIZE)
+    assert np.array_equal(both[0][:, :1], frames[0])
+    assert np.array_equal(both[0][:, 1:], differences[0])
+    assert np.array_equal(both[1], frames[1])
+    assert all(np.array_equal(both[2][name], frames[2][name]) for name in frames[2])
+
+
+def test_two_channel_input_needs_two_channels(tmp_path):
+    source = write_layout(tmp_path)
+    with pytest.raises(UcsdError, match="needs 2 channels"):
+        load_ucsd(str(source), 1, FRAME_SIZE, [1, 1], "frames_and_differences")
+    with pytest.raises(ConfigError, match="MODEL.INPUT_IMAGE_CHANNELS = 1.*frames_and_differences"):
+        load_config(UCSD_CONFIG, ["VIDEO.INPUT=frames_and_differences"])
+    with pytest.raises(ConfigError, match="MODEL.INPUT_IMAGE_CHANNELS = 2.*only for VIDEO.INPUT"):
+        load_config(UCSD_CONFIG, ["MODEL.INPUT_IMAGE_CHANNELS=2"])
+
+
+def test_two_channel_figures_show_channels_apart():
+    patches = np.zeros((6, 2, 2, 2), dtype=np.uint8)
+    patches[:, 1] = 255
+    # The frame mosaic (channel 0) sits above the difference mosaic (channel 1).
+    mosaic = patch_mosaic(patches, [2, 3])
+    assert mosaic.shape == (8, 6)
+    assert mosaic[:4].max() == 0
+    assert mosaic[4:].min() == 1
+    images = torch.stack([torch.zeros(2, 3, 3), torch.ones(2, 3, 3)])
+    images[:, 1] = 0.5
+    side_by_side = channels_side_by_side(images)
+    assert side_by_side.shape == (2, 1, 3, 6)
+    assert torch.equal(side_by_side[1, 0, :, :3], torch.ones(3, 3))
+    assert torch.equal(side_by_side[1, 0, :, 3:], torch.full((3, 3), 0.5))
+    one_channel = images[:, :1]
+    assert channels_side_by_side(one_channel) is one_channel
+
+
 def test_patch_boxes_uneven_frame():
     boxes = patch_boxes(240, 360, [2, 3])
     assert boxes[0] == (0, 120, 0, 120)
@@ -549,6 +592,29 @@ def test_end_to_end_synthetic_clips(tmp_path, monkeypatch, capsys):
     with Image.open(run_folder / "plots" / "Test002.gif") as animation:
         assert animation.format == "GIF"
         assert animation.n_frames == FRAMES_PER_CLIP // 2
+
+
+def test_end_to_end_two_channel_input(tmp_path, monkeypatch):
+    source = write_layout(tmp_path / "raw")
+    overrides = tiny_overrides(tmp_path, source, grid=(2, 2)) + [
+        "VIDEO.INPUT=frames_and_differences", "MODEL.INPUT_IMAGE_CHANNELS=2"]
+    run_partition(monkeypatch, UCSD_CONFIG, overrides)
+    cfg = load_config(UCSD_CONFIG, overrides)
+    assert read_fold(str(tmp_path / "folds"), 1, cfg)["images"].shape[1:] == (2, FRAME_SIZE, FRAME_SIZE)
+
+    video.train_driver(UCSD_CONFIG, driver_arguments(overrides))
+    video.test_driver(UCSD_CONFIG, driver_arguments(overrides))
+    run_folder = tmp_path / "results" / "ucsd-ped2" / "fold_1" / "set_0"
+    with open(tmp_path / "results" / "ucsd-ped2" / "results.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert {row["input"] for row in rows} == {"frames_and_differences"}
+    assert {row["channels"] for row in rows} == {"2"}
+    with Image.open(run_folder / "plots" / "Test002.gif") as animation:
+        assert animation.n_frames == FRAMES_PER_CLIP // 2
+    # The reconstruction grid has 16 columns of 2-pixel-padded cells, and each cell shows the
+    # frame and difference channels side by side, so it is twice as wide as a one-channel grid.
+    with Image.open(run_folder / "images" / "reconstruction_epoch_001.png") as grid:
+        assert grid.width == 16 * (2 * FRAME_SIZE + 2) + 2
 
 
 def test_folds_of_other_preprocessing_rejected(tmp_path, monkeypatch, caplog):

@@ -52,6 +52,10 @@ DEFAULTS = {
         "LATENT_SIZE": 16,
         "INPUT_IMAGE_SIZE": 32,
         "INPUT_IMAGE_CHANNELS": 1,
+        # Depthwise separable inner convolutions (see net.py): about 9x fewer multiply-accumulates
+        # at width 32, but on a 2-core CPU only 1.43x faster per epoch, and a lower MNIST AUC
+        # (docs/BENCHMARKS.md).
+        "SEPARABLE": False,
     },
     "TRAIN": {
         "EPOCH_COUNT": 80,
@@ -69,6 +73,9 @@ DEFAULTS = {
         "SEED": 0,
         # Save reconstruction and sample grids every this many epochs (and after the last).
         "IMAGE_GRID_EVERY": 1,
+        # false skips the image discriminator and the decoder's update against it, so only the
+        # latent codes are trained adversarially (measured on Ped2, docs/BENCHMARKS.md).
+        "IMAGE_ADVERSARIAL": True,
         # Noisy fakes (the 2025 revision's "bad-quality path"): the image discriminator also sees
         # real images corrupted with noise as fakes, pushing the decoder towards clean images.
         "NOISY_FAKES": False,
@@ -124,6 +131,8 @@ DEFAULTS = {
         # "frames": each record is a frame (or patch). "differences": each record is |frame t -
         # frame t-1| per pixel (frame 1 takes frame 2's), so the model learns how normal scenes
         # move. A cyclist or a cart moves faster than a walker and leaves a larger trace.
+        # "frames_and_differences": two channels, the greyscale frame and that difference, so the
+        # model gets both what moves and what it looks like. Needs MODEL.INPUT_IMAGE_CHANNELS 2.
         "INPUT": "frames",
         # Standard deviation, in frames, of the Gaussian that smooths each clip's scores over
         # time in the "smoothed" metric variants.
@@ -143,10 +152,11 @@ VALID_CHOICES = {
     "DATASET.PROTOCOL": ["folds", "fixed_split"],
     "MODEL.ARCH": ["light", "gpnd"],
     "MODEL.INPUT_IMAGE_SIZE": [32, 64],
-    "MODEL.INPUT_IMAGE_CHANNELS": [1, 3],
+    # 2 only for VIDEO.INPUT frames_and_differences (greyscale frame + difference).
+    "MODEL.INPUT_IMAGE_CHANNELS": [1, 2, 3],
     "RUN.DEVICE": ["auto", "cpu", "cuda"],
     "TRAIN.NOISE_TYPE": ["gaussian", "salt_pepper"],
-    "VIDEO.INPUT": ["frames", "differences"],
+    "VIDEO.INPUT": ["frames", "differences", "frames_and_differences"],
 }
 
 
@@ -299,6 +309,16 @@ def validate_config(cfg, source="config"):
               "2 for DATASET.PROTOCOL fixed_split (fold 0 is the training set, fold 1 the test set)")
     if cfg.MODEL.ARCH == "gpnd" and cfg.MODEL.WIDTH % 2:
         _fail(source, "MODEL.WIDTH", cfg.MODEL.WIDTH, "an even number for ARCH gpnd (its first layer has WIDTH/2 channels)")
+    if cfg.TRAIN.NOISY_FAKES and not cfg.TRAIN.IMAGE_ADVERSARIAL:
+        _fail(source, "TRAIN.NOISY_FAKES", True, "false when TRAIN.IMAGE_ADVERSARIAL is false (noisy images are "
+              "fakes for the image discriminator, which is then not trained)")
+    two_channel_input = cfg.VIDEO.INPUT == "frames_and_differences"
+    if two_channel_input and cfg.MODEL.INPUT_IMAGE_CHANNELS != 2:
+        _fail(source, "MODEL.INPUT_IMAGE_CHANNELS", cfg.MODEL.INPUT_IMAGE_CHANNELS,
+              "2 for VIDEO.INPUT frames_and_differences (the greyscale frame and its difference)")
+    if not two_channel_input and cfg.MODEL.INPUT_IMAGE_CHANNELS == 2:
+        _fail(source, "MODEL.INPUT_IMAGE_CHANNELS", 2,
+              "1 (greyscale) or 3 (RGB); 2 channels exist only for VIDEO.INPUT frames_and_differences")
 
     positive_floats = ["TRAIN.BASE_LEARNING_RATE", "TRAIN.LR_DECAY_FACTOR", "TEST.MUL", "TRAIN.NOISE_LEVEL"]
     for key in positive_floats:

@@ -19,9 +19,24 @@ from PIL import Image  # noqa: E402
 from utils.fileio import atomic_write, save_figure  # noqa: E402
 
 
+def channels_side_by_side(images):
+    """Lay two-channel images (B, 2, H, W) out as greyscale (B, 1, H, 2W), channel 0 on the left.
+
+    Two channels (VIDEO.INPUT frames_and_differences: a frame and its difference) have no colour
+    mapping, so figures show them next to each other. Other images are returned unchanged.
+    Accepts torch tensors and numpy arrays.
+    """
+    if images.shape[1] != 2:
+        return images
+    if isinstance(images, torch.Tensor):
+        return torch.cat([images[:, :1], images[:, 1:]], dim=3)
+    return np.concatenate([images[:, :1], images[:, 1:]], axis=3)
+
+
 def save_image_grid(images, path, columns=8):
-    """Save a batch of images in [0, 1] (B, C, H, W) as one PNG grid."""
-    grid = torchvision.utils.make_grid(images.detach().float().cpu().clamp(0, 1), nrow=columns, padding=2)
+    """Save a batch of images in [0, 1] (B, C, H, W) as one PNG grid (two channels side by side)."""
+    images = channels_side_by_side(images.detach().float().cpu().clamp(0, 1))
+    grid = torchvision.utils.make_grid(images, nrow=columns, padding=2)
     array = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     if array.shape[2] == 1:
         array = array[:, :, 0]

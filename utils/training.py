@@ -9,6 +9,9 @@ Per batch of real images x, in this order (as in GPND):
 4. encoder and decoder together: RECONSTRUCTION_WEIGHT * BCE(G(E(x)), x) plus
    LATENT_ADVERSARIAL_WEIGHT * BCE(ZD(E(x)), real).
 
+TRAIN.IMAGE_ADVERSARIAL false skips updates 1 and 2 and logs their losses as 0. What remains
+is an autoencoder whose codes alone are trained adversarially, towards the prior.
+
 All randomness of a run (shuffles and prior samples) comes from one ``torch.Generator`` on the
 CPU. Its state is saved in the checkpoint at the end of every epoch. A run killed mid-epoch and
 restarted therefore ends with the same weights as one that was never interrupted (on the CPU).
@@ -132,12 +135,8 @@ class Trainer:
             fakes.append(self.noisy_copy(x))
         return fakes
 
-    def train_step(self, x):
-        """Run GPND's four updates on one batch and return the five losses as a tensor."""
-        batch = x.shape[0]
-        real = torch.ones(batch, device=self.device)
-        fake = torch.zeros(batch, device=self.device)
-
+    def image_adversarial_updates(self, x, real, fake):
+        """Update the image discriminator, then the decoder against it; return both losses."""
         # 1. image discriminator: real images against decoded prior samples (and noisy images).
         # The fake term is the mean over the fake batches, so noisy fakes do not change its weight.
         self.discriminator.zero_grad(set_to_none=True)
@@ -150,9 +149,22 @@ class Trainer:
 
         # 2. decoder: fool the image discriminator
         self.generator.zero_grad(set_to_none=True)
-        g_loss = F.binary_cross_entropy(self.discriminator(self.generator(self._prior(batch))), real)
+        g_loss = F.binary_cross_entropy(self.discriminator(self.generator(self._prior(x.shape[0]))), real)
         g_loss.backward()
         self.optimizers["G"].step()
+        return d_loss, g_loss
+
+    def train_step(self, x):
+        """Run GPND's four updates on one batch and return the five losses as a tensor."""
+        batch = x.shape[0]
+        real = torch.ones(batch, device=self.device)
+        fake = torch.zeros(batch, device=self.device)
+
+        # 1 and 2. image discriminator and decoder, unless the image adversary is off
+        if self.cfg.TRAIN.IMAGE_ADVERSARIAL:
+            d_loss, g_loss = self.image_adversarial_updates(x, real, fake)
+        else:
+            d_loss = g_loss = torch.zeros((), device=self.device)
 
         # 3. latent discriminator: prior samples against encoder outputs
         self.z_discriminator.zero_grad(set_to_none=True)

@@ -14,10 +14,12 @@ that number, so frame 2 comes before frame 10, and each clip must be numbered 1.
 because the ground truth counts frames from 1. Hidden files such as ``._001.tif`` and files of
 other types such as ``Thumbs.db`` are ignored.
 
-Each record is one patch of one frame (VIDEO.INPUT "frames") or of the difference between a frame
-and the one before it ("differences"): the frame is cut into VIDEO.PATCH_GRID rows x columns of
-equal patches (one patch, the whole frame, for [1, 1]), converted to MODEL.INPUT_IMAGE_CHANNELS
-channels (1 = greyscale) and each patch resized to MODEL.INPUT_IMAGE_SIZE squared. A whole
+Each record is one patch of one frame (VIDEO.INPUT "frames"), of the difference between a frame
+and the one before it ("differences"), or of both as two greyscale channels, frame first
+("frames_and_differences", MODEL.INPUT_IMAGE_CHANNELS 2): the frame is cut into
+VIDEO.PATCH_GRID rows x columns of equal patches (one patch, the whole frame, for [1, 1]),
+converted to MODEL.INPUT_IMAGE_CHANNELS channels (1 = greyscale) and each patch resized to
+MODEL.INPUT_IMAGE_SIZE squared. A whole
 360x240 Ped2 frame is therefore squeezed horizontally. Every patch gets the label of its
 frame, because the evaluation is frame-level.
 
@@ -66,6 +68,8 @@ MASK_FOLDER_SUFFIX = "_gt"
 # VIDEO.INPUT values: what each record shows.
 INPUT_FRAMES = "frames"
 INPUT_DIFFERENCES = "differences"
+INPUT_FRAMES_AND_DIFFERENCES = "frames_and_differences"
+INPUT_MODES = (INPUT_FRAMES, INPUT_DIFFERENCES, INPUT_FRAMES_AND_DIFFERENCES)
 
 # Lines of the ground-truth .m file. MATLAB allows spaces around every token and an optional
 # semicolon, and `end+1` appends to the cell array.
@@ -296,26 +300,38 @@ def frame_differences(frames):
 def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES):
     """Read a clip's frames; returns (patches (F * P, C, size, size) uint8, frame count, boxes, frame size).
 
-    ``input_mode`` is VIDEO.INPUT: the frames themselves, or their differences to the previous
-    frame (``frame_differences``), taken at frame resolution before the patches are cut.
-    Patches are ordered by frame, then row-major within the frame. All frames of a clip must
-    have the same size.
+    ``input_mode`` is VIDEO.INPUT: the frames themselves, their differences to the previous
+    frame (``frame_differences``, taken at frame resolution before the patches are cut), or
+    both as channels 0 and 1 of a two-channel record (``channels`` must then be 2). Patches
+    are ordered by frame, then row-major within the frame. All frames of a clip must have the
+    same size.
     """
+    if input_mode not in INPUT_MODES:
+        raise UcsdError(f"unknown VIDEO.INPUT {input_mode!r}; expected one of {list(INPUT_MODES)}")
+    two_channel = input_mode == INPUT_FRAMES_AND_DIFFERENCES
+    if two_channel != (channels == 2):
+        raise UcsdError(f"VIDEO.INPUT {input_mode!r} with MODEL.INPUT_IMAGE_CHANNELS {channels}: the two-channel "
+                        f"input needs 2 channels, and 2 channels need VIDEO.INPUT {INPUT_FRAMES_AND_DIFFERENCES!r}")
     numbered = list_numbered_images(folder)
     check_frame_numbers([number for number, _ in numbered], folder)
     frames = []
     for _, path in numbered:
-        frame = read_frame(path, channels)
+        # The two-channel input is built from greyscale frames.
+        frame = read_frame(path, 1 if two_channel else channels)
         if frames and frame.size != frames[0].size:
             raise UcsdError(f"{path}: frame size {frame.size[0]}x{frame.size[1]} differs from the clip's first "
                             f"frame, {frames[0].size[0]}x{frames[0].size[1]}")
         frames.append(frame)
-    if input_mode == INPUT_DIFFERENCES:
-        frames = frame_differences(frames)
-
     frame_size = frames[0].size
     boxes = patch_boxes(frames[0].height, frames[0].width, grid)
-    patches = [cut_patches(frame, boxes, size) for frame in frames]
+    if input_mode == INPUT_FRAMES:
+        patches = [cut_patches(frame, boxes, size) for frame in frames]
+    elif input_mode == INPUT_DIFFERENCES:
+        patches = [cut_patches(difference, boxes, size) for difference in frame_differences(frames)]
+    else:
+        # (P, 1, S, S) frame patches and difference patches -> (P, 2, S, S)
+        patches = [np.concatenate([cut_patches(frame, boxes, size), cut_patches(difference, boxes, size)], axis=1)
+                   for frame, difference in zip(frames, frame_differences(frames))]
     return np.concatenate(patches), len(frames), boxes, frame_size
 
 
@@ -370,7 +386,8 @@ def _log_mask_agreement(clip_name, labels, mask_pixels):
 def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES):
     """Read a UCSD data set; returns {"train": (images, labels, extras), "test": (...)}.
 
-    ``input_mode`` is VIDEO.INPUT ("frames" or "differences", see ``read_clip``).
+    ``input_mode`` is VIDEO.INPUT ("frames", "differences" or "frames_and_differences", see
+    ``read_clip``).
 
     Raises UcsdError naming the clip when the ground truth does not match the test clips.
     """

@@ -30,7 +30,8 @@ def patch_mosaic(patches, grid):
     """Tile one frame's patches (P, C, S, S) back into a frame image, float in [0, 1].
 
     Returns (rows * S, columns * S) for one channel and (rows * S, columns * S, 3) for three.
-    Patches are row-major, as cut by ``utils.ucsd.patch_boxes``.
+    Two channels (a frame and its difference) give (2 * rows * S, columns * S), the frame above
+    the difference. Patches are row-major, as cut by ``utils.ucsd.patch_boxes``.
     """
     patches = np.asarray(patches)
     if patches.dtype == np.uint8:
@@ -42,6 +43,8 @@ def patch_mosaic(patches, grid):
     # (rows, columns, C, S, S) -> (rows, S, columns, S, C) -> (rows * S, columns * S, C)
     mosaic = patches.reshape(rows, columns, channels, size, size).transpose(0, 3, 1, 4, 2)
     mosaic = mosaic.reshape(rows * size, columns * size, channels)
+    if channels == 2:
+        return np.concatenate([mosaic[:, :, 0], mosaic[:, :, 1]], axis=0)
     return mosaic[:, :, 0] if channels == 1 else mosaic
 
 
