@@ -36,9 +36,8 @@ VARIANTS = {
     "light 8": (LIGHT_SETTINGS + ["MODEL.WIDTH=8"], None),
     "light 16": (LIGHT_SETTINGS + ["MODEL.WIDTH=16"], None),
     "light 64": (LIGHT_SETTINGS + ["MODEL.WIDTH=64"], None),
-    # Depthwise separable inner convolutions (net.py), at the default width and at twice it.
+    # Depthwise separable inner convolutions (net.py) at width 32.
     "separable": (LIGHT_SETTINGS + ["MODEL.SEPARABLE=true"], None),
-    "separable 64": (LIGHT_SETTINGS + ["MODEL.SEPARABLE=true", "MODEL.WIDTH=64"], None),
     "latent only": (["TEST.USE_RECONSTRUCTION_TERM=false", "TEST.USE_JACOBIAN_TERM=false"], "light"),
     "latent + reconstruction": (["TEST.USE_JACOBIAN_TERM=false"], "light"),
     "mul 0.1": (["TEST.MUL=0.1"], "light"),

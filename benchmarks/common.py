@@ -22,7 +22,7 @@ MNIST_CONFIG = os.path.join(REPO_ROOT, "configs", "mnist.yaml")
 # Spelled out in full so that a change of the defaults cannot change this reference.
 PUBLISHED_SETTINGS = ["MODEL.ARCH=gpnd", "MODEL.WIDTH=128", "TRAIN.NOISY_FAKES=false", "TEST.MUL=0.2",
                       "TEST.USE_LATENT_TERM=true", "TEST.USE_RECONSTRUCTION_TERM=true",
-                      "TEST.USE_JACOBIAN_TERM=true", "MODEL.SEPARABLE=false"]
+                      "TEST.USE_JACOBIAN_TERM=true", "MODEL.SEPARABLE=false", "TRAIN.IMAGE_ADVERSARIAL=true"]
 # The light network under the same training and score, so that a row differs from the
 # published one in the network only, whatever the configured defaults are.
 LIGHT_SETTINGS = ["MODEL.ARCH=light", "MODEL.WIDTH=32"] + PUBLISHED_SETTINGS[2:]

@@ -10,11 +10,12 @@ import time
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import novelty_detector
 import train_AAE
 from utils.datasets import load_idx_dataset
-from utils.fileio import append_csv_rows, load_torch, read_csv_rows
+from utils.fileio import append_csv_rows, load_torch, read_csv_rows, save_torch
 from utils.folds import write_folds
 from utils.runtime import model_paths, results_csv_path, run_dir
 from utils.training import SettingsMismatchError, TrainingDivergedError, Trainer
@@ -144,8 +145,38 @@ def test_resume_after_checkpoint_config_change_rejected(tiny_cfg, idx_folder):
     train_AAE.train(0, [3], 3, cfg)
     os.remove(model_paths(cfg, 0, 3)[0])
     changed = tiny_cfg(TRAIN={"BASE_LEARNING_RATE": 0.001})
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(SettingsMismatchError, match="TRAIN.BASE_LEARNING_RATE 0.002 there, 0.001 now"):
         train_AAE.train(0, [3], 3, changed)
+
+
+def test_resume_checkpoint_without_newer_keys(tiny_cfg, idx_folder, caplog):
+    cfg = tiny_cfg()
+    partition(cfg, idx_folder)
+    train_AAE.train(0, [3], 3, cfg)
+
+    # Turn the checkpoint into one written after epoch 1 by a version without two newer keys.
+    encoder_path = model_paths(cfg, 0, 3)[0]
+    checkpoint_path = os.path.join(os.path.dirname(encoder_path), "checkpoint.pt")
+    state = load_torch(checkpoint_path)
+    settings = yaml.safe_load(state["config"])
+    del settings["MODEL.SEPARABLE"]
+    del settings["TRAIN.IMAGE_ADVERSARIAL"]
+    state["config"] = yaml.safe_dump(settings, sort_keys=True)
+    state["trainer"]["next_epoch"] = 1
+    state["trainer"]["history"] = state["trainer"]["history"][:1]
+    save_torch(checkpoint_path, state)
+    os.remove(encoder_path)
+
+    caplog.set_level("INFO")
+    train_AAE.train(0, [3], 3, cfg)
+    assert "from epoch 2" in caplog.text
+    assert os.path.exists(encoder_path)
+
+    # A newer key set to other than its default still differs.
+    os.remove(encoder_path)
+    save_torch(checkpoint_path, state)
+    with pytest.raises(SettingsMismatchError, match="MODEL.SEPARABLE .* there, True now"):
+        train_AAE.train(0, [3], 3, tiny_cfg(MODEL={"SEPARABLE": True}))
 
 
 # Each batch is slowed down by a sleep (which changes no number), so that the kill lands mid-epoch.

@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from evaluation import MetricError
 from utils.config import ConfigError, load_config
-from utils.plots import channels_side_by_side
+from utils.plots import channels_side_by_side, save_fold_summary
 from utils.folds import FoldError, load_protocol, read_fold
 from utils.partition import partition_main
 from utils.training import SettingsMismatchError
@@ -326,8 +326,10 @@ def test_two_channel_input_needs_two_channels(tmp_path):
         load_ucsd(str(source), 1, FRAME_SIZE, [1, 1], "frames_and_differences")
     with pytest.raises(ConfigError, match="MODEL.INPUT_IMAGE_CHANNELS = 1.*frames_and_differences"):
         load_config(UCSD_CONFIG, ["VIDEO.INPUT=frames_and_differences"])
-    with pytest.raises(ConfigError, match="MODEL.INPUT_IMAGE_CHANNELS = 2.*only for VIDEO.INPUT"):
+    with pytest.raises(ConfigError, match="MODEL.INPUT_IMAGE_CHANNELS = 2.*only for video"):
         load_config(UCSD_CONFIG, ["MODEL.INPUT_IMAGE_CHANNELS=2"])
+    with pytest.raises(ConfigError, match="VIDEO.INPUT = 'frames_and_differences'.*applies only to video"):
+        load_config("configs/mnist.yaml", ["VIDEO.INPUT=frames_and_differences", "MODEL.INPUT_IMAGE_CHANNELS=2"])
 
 
 def test_two_channel_figures_show_channels_apart():
@@ -346,6 +348,20 @@ def test_two_channel_figures_show_channels_apart():
     assert torch.equal(side_by_side[1, 0, :, 3:], torch.full((3, 3), 0.5))
     one_channel = images[:, :1]
     assert channels_side_by_side(one_channel) is one_channel
+
+
+def test_fold_summary_two_channels(tmp_path):
+    images = np.zeros((4, 2, 32, 32), dtype=np.uint8)
+    images[:, 1] = 128
+    record = {"images": images, "labels": np.array([0, 0, 1, 1])}
+    path = tmp_path / "summary.png"
+
+    save_fold_summary([record], ["normal", "anomalous"], str(path), samples_per_class=2)
+
+    # The mid-grey difference channel is drawn beside the black frame channel, as greyscale.
+    pixels = np.asarray(Image.open(path).convert("L")).astype(np.int64)
+    assert (np.abs(pixels - 128) < 8).sum() > 1000
+    assert (pixels < 15).sum() > 1000
 
 
 def test_patch_boxes_uneven_frame():

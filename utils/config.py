@@ -74,7 +74,8 @@ DEFAULTS = {
         # Save reconstruction and sample grids every this many epochs (and after the last).
         "IMAGE_GRID_EVERY": 1,
         # false skips the image discriminator and the decoder's update against it, so only the
-        # latent codes are trained adversarially (measured on Ped2, docs/BENCHMARKS.md).
+        # latent codes are trained adversarially. On Ped2 that trained 2.5x faster but lowered
+        # the micro AUC from 0.8747-0.8837 to 0.8677 (docs/BENCHMARKS.md).
         "IMAGE_ADVERSARIAL": True,
         # Noisy fakes (the 2025 revision's "bad-quality path"): the image discriminator also sees
         # real images corrupted with noise as fakes, pushing the decoder towards clean images.
@@ -316,9 +317,13 @@ def validate_config(cfg, source="config"):
     if two_channel_input and cfg.MODEL.INPUT_IMAGE_CHANNELS != 2:
         _fail(source, "MODEL.INPUT_IMAGE_CHANNELS", cfg.MODEL.INPUT_IMAGE_CHANNELS,
               "2 for VIDEO.INPUT frames_and_differences (the greyscale frame and its difference)")
+    if two_channel_input and cfg.DATASET.PROTOCOL != "fixed_split":
+        _fail(source, "VIDEO.INPUT", cfg.VIDEO.INPUT, "'frames' for image data sets, because frames_and_differences "
+              "applies only to video (DATASET.PROTOCOL fixed_split, as in configs/ucsd.yaml)")
     if not two_channel_input and cfg.MODEL.INPUT_IMAGE_CHANNELS == 2:
         _fail(source, "MODEL.INPUT_IMAGE_CHANNELS", 2,
-              "1 (greyscale) or 3 (RGB); 2 channels exist only for VIDEO.INPUT frames_and_differences")
+              "1 (greyscale) or 3 (RGB); 2 channels exist only for video (configs/ucsd.yaml) with VIDEO.INPUT "
+              "frames_and_differences")
 
     positive_floats = ["TRAIN.BASE_LEARNING_RATE", "TRAIN.LR_DECAY_FACTOR", "TEST.MUL", "TRAIN.NOISE_LEVEL"]
     for key in positive_floats:

@@ -145,7 +145,7 @@ def save_fold_summary(records, class_names, path, samples_per_class=8, seed=0):
         row = [images[index] for index in chosen]
         row += [np.zeros_like(images[0])] * (samples_per_class - len(row))
         tiles += row
-    tensor = torch.from_numpy(np.stack(tiles)).float() / 255.0
+    tensor = channels_side_by_side(torch.from_numpy(np.stack(tiles)).float() / 255.0)
     grid = torchvision.utils.make_grid(tensor, nrow=samples_per_class, padding=2, pad_value=1.0)
     image_axis = figure.add_subplot(grid_spec[1])
     image_axis.imshow(grid.permute(1, 2, 0).numpy().squeeze(), cmap="gray", vmin=0, vmax=1)

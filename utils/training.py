@@ -245,6 +245,23 @@ def _resume_signature(cfg):
     return yaml.safe_dump(_model_settings(cfg.to_dict()), sort_keys=True)
 
 
+def _differing_settings(saved, current):
+    """List the settings that differ between two ``_model_settings`` dicts, as readable phrases.
+
+    A key added to the schema after a model was trained is absent from its saved settings.
+    New keys default to the behaviour from before they existed, so an absent key counts as
+    its default and only other values differ.
+    """
+    defaults = _model_settings(DEFAULTS)
+    return [f"{key} {saved.get(key, 'absent')!r} there, {value!r} now"
+            for key, value in current.items()
+            if saved.get(key, defaults[key]) != value]
+
+
+def _format_differences(differing):
+    return "; ".join(differing[:5]) + ("; ..." if len(differing) > 5 else "")
+
+
 def check_trained_with(cfg, output_dir):
     """Raise SettingsMismatchError if the model in ``output_dir`` was trained with other settings.
 
@@ -256,15 +273,9 @@ def check_trained_with(cfg, output_dir):
         return
     with open(path, encoding="utf-8") as stream:
         saved = _model_settings(yaml.safe_load(stream) or {})
-    current = _model_settings(cfg.to_dict())
-    # A key added to the schema after the model was trained is absent from its config.yaml.
-    # New keys default to the behaviour from before they existed, so only other values differ.
-    defaults = _model_settings(DEFAULTS)
-    differing = [f"{key} {saved.get(key, 'absent')!r} there, {value!r} now"
-                 for key, value in current.items()
-                 if saved.get(key, defaults[key]) != value]
+    differing = _differing_settings(saved, _model_settings(cfg.to_dict()))
     if differing:
-        listed = "; ".join(differing[:5]) + ("; ..." if len(differing) > 5 else "")
+        listed = _format_differences(differing)
         raise SettingsMismatchError(f"{output_dir}: the model there was trained with other settings ({listed}); "
                                     f"pass --force (RUN.FORCE=true) to retrain, or set RUN.OUTPUT_DIR to a new "
                                     f"folder to keep both")
@@ -288,9 +299,16 @@ def train_model(cfg, train_images, output_dir, model_files, seed, device):
     trainer = Trainer(cfg, device, seed)
     if os.path.exists(checkpoint_path) and not cfg.RUN.FORCE:
         state = load_torch(checkpoint_path)
-        if state.get("config") != _resume_signature(cfg):
-            raise SettingsMismatchError(f"{checkpoint_path} was written with different settings than the current "
-                             f"config; pass --force (RUN.FORCE=true) to start over, or restore the old settings")
+        # The checkpoint stores the flat settings of _resume_signature as YAML text.
+        saved = yaml.safe_load(state["config"]) if isinstance(state.get("config"), str) else None
+        if isinstance(saved, dict):
+            differing = _differing_settings(saved, _model_settings(cfg.to_dict()))
+        else:
+            differing = ["no settings stored in it"]
+        if differing:
+            raise SettingsMismatchError(f"{checkpoint_path} was written with other settings "
+                                        f"({_format_differences(differing)}); pass --force (RUN.FORCE=true) "
+                                        f"to start over, or restore the old settings")
         trainer.load_state_dict(state["trainer"])
         logger.info("Resuming %s from epoch %d", output_dir, trainer.next_epoch + 1)
     write_text(config_path, config_to_yaml(cfg))

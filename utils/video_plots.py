@@ -21,6 +21,9 @@ ANOMALY_ALPHA = 0.15
 GIF_FRAME_MILLISECONDS = 200
 # Figure size and resolution of the animation, about 650x190 pixels, to keep the GIF small.
 ANIMATION_SIZE_INCHES = (9.0, 2.6)
+# Frames taller than wide (a two-channel mosaic stacks the frame above the difference) get a
+# figure this many times as tall, so that they are not shrunk to half the size.
+TALL_FRAME_HEIGHT_FACTOR = 2.0
 ANIMATION_DPI = 72
 # Margin above and below the score range in the animation, as a fraction of that range.
 SCORE_AXIS_MARGIN = 0.05
@@ -94,7 +97,10 @@ def save_clip_animation(inputs, reconstructions, frames, scores, is_anomalous, p
     """
     frames = np.asarray(frames)
     scores = np.asarray(scores, dtype=np.float64)
-    figure, axes = plt.subplots(1, 3, figsize=ANIMATION_SIZE_INCHES, dpi=ANIMATION_DPI,
+    width_inches, height_inches = ANIMATION_SIZE_INCHES
+    if inputs[0].shape[0] > inputs[0].shape[1]:
+        height_inches *= TALL_FRAME_HEIGHT_FACTOR
+    figure, axes = plt.subplots(1, 3, figsize=(width_inches, height_inches), dpi=ANIMATION_DPI,
                                 gridspec_kw={"width_ratios": [1, 1, 2]})
     input_artist = axes[0].imshow(inputs[0], cmap="gray", vmin=0, vmax=1)
     reconstruction_artist = axes[1].imshow(reconstructions[0], cmap="gray", vmin=0, vmax=1)
