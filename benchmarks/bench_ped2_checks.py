@@ -10,6 +10,9 @@ score = least likely patch, as in ``utils/video.py``):
                     normal test frames (an upper bound for that idea, not a usable detector)
     --source DIR    the UCSDped2 folder: the L2 norm of full-resolution differences over 1, 2
                     and 3 frames, per 60x60 patch
+    --ensemble NPZ NPZ ...
+                    video_scores_mul<m>.npz of several runs on the same folds (other seeds):
+                    each run's score and the mean of their scores per patch
 
     python benchmarks/bench_ped2_checks.py --folds /tmp/ucsd/diff46 \\
         --scores /tmp/ucsd/res_diff46_e5/ucsd-ped2/fold_1/set_0/video_scores_mul0.2.npz \\
@@ -72,6 +75,28 @@ def position_standardised_aucs(saved):
     return micro_aucs(saved["clip"], saved["frame"], saved["label"], standardised)
 
 
+def load_scores(path):
+    """Read a run's video_scores_mul<m>.npz into a dict of arrays, without executing pickled code."""
+    with np.load(path, allow_pickle=False) as saved:
+        return {key: saved[key] for key in saved.files}
+
+
+def ensemble_rows(paths):
+    """Return (run, micro AUCs) of each run's score and of the mean of their scores per patch."""
+    runs = [load_scores(path) for path in paths]
+    first = runs[0]
+    for path, run in zip(paths[1:], runs[1:]):
+        for key in ("clip", "frame", "patch", "label"):
+            if not np.array_equal(run[key], first[key]):
+                raise SystemExit(f"{path}: its records differ from those of {paths[0]} in {key!r}; an ensemble "
+                                 f"needs runs scored on the same test fold")
+    rows = [(path, micro_aucs(run["clip"], run["frame"], run["label"], run["score"]))
+            for path, run in zip(paths, runs)]
+    mean = np.mean([run["score"] for run in runs], axis=0)
+    rows.append((f"mean of {len(runs)} runs", micro_aucs(first["clip"], first["frame"], first["label"], mean)))
+    return rows
+
+
 def frame_step_rows(source):
     """Return (frame step, raw micro AUC) of the L2 norm of full-resolution patch differences."""
     _, test_folder = ucsd.dataset_folders(source)
@@ -106,17 +131,20 @@ def main():
     parser.add_argument("--folds", help="folder of the difference folds (data_fold_1.pkl)")
     parser.add_argument("--scores", help="video_scores_mul<m>.npz of a run")
     parser.add_argument("--source", help="UCSDped2 folder with Train/ and Test/")
+    parser.add_argument("--ensemble", nargs="+", metavar="NPZ",
+                        help="video_scores_mul<m>.npz of two or more runs on the same folds")
     args = parser.parse_args()
-    if not (args.folds or args.scores or args.source):
-        parser.error("give at least one of --folds, --scores and --source")
+    if not (args.folds or args.scores or args.source or args.ensemble):
+        parser.error("give at least one of --folds, --scores, --source and --ensemble")
+    if args.ensemble and len(args.ensemble) < 2:
+        parser.error("--ensemble needs the score files of at least two runs")
 
     if args.folds:
         aucs = fold_norm_aucs(args.folds)
         print_table("L2 norm of each difference record, no model (micro AUC)", SCORE_VARIANTS,
                     [[f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]])
     if args.scores:
-        with np.load(args.scores, allow_pickle=False) as saved:
-            saved = {key: saved[key] for key in saved.files}
+        saved = load_scores(args.scores)
         print_table("GPND score smoothed with other sigmas (smoothed micro AUC)", ["sigma", "micro AUC"],
                     [[f"{sigma:g}", f"{auc:.4f}"] for sigma, auc in sigma_rows(saved)])
         original = micro_aucs(saved["clip"], saved["frame"], saved["label"], saved["score"])
@@ -127,6 +155,10 @@ def main():
     if args.source:
         print_table("L2 norm of full-resolution differences per 60x60 patch (raw micro AUC)",
                     ["frame step", "micro AUC"], [[step, f"{auc:.4f}"] for step, auc in frame_step_rows(args.source)])
+    if args.ensemble:
+        print_table("Score of each run and the mean of their scores (micro AUC)", ["run"] + SCORE_VARIANTS,
+                    [[name] + [f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]
+                     for name, aucs in ensemble_rows(args.ensemble)])
 
 
 if __name__ == "__main__":
