@@ -61,6 +61,9 @@ def test_image_adversary_off_leaves_discriminator_untouched(tiny_cfg):
     assert losses[0].item() == 0.0
     assert losses[1].item() == 0.0
     assert all(torch.equal(old, new) for old, new in zip(before, trainer.discriminator.parameters()))
+    # Adam keeps per-parameter state only after a step, so empty states mean updates 1 and 2 never ran.
+    assert not trainer.optimizers["D"].state
+    assert not trainer.optimizers["G"].state
     # The encoder and decoder still learn from the reconstruction and the latent adversary.
     assert losses[3].item() > 0.0
     assert losses[4].item() > 0.0
@@ -68,6 +71,7 @@ def test_image_adversary_off_leaves_discriminator_untouched(tiny_cfg):
     with_adversary = make_trainer(tiny_cfg)
     before = [parameter.clone() for parameter in with_adversary.discriminator.parameters()]
     with_adversary.train_step(x)
+    assert with_adversary.optimizers["G"].state
     assert not all(torch.equal(old, new) for old, new in zip(before, with_adversary.discriminator.parameters()))
 
 

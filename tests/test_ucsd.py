@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from evaluation import MetricError
 from utils.config import ConfigError, load_config
-from utils.plots import channels_side_by_side, save_fold_summary
+from utils.plots import CHANNEL_GAP_PIXELS, channels_side_by_side, save_fold_summary
 from utils.folds import FoldError, load_protocol, read_fold
 from utils.partition import partition_main
 from utils.training import SettingsMismatchError
@@ -343,9 +343,9 @@ def test_two_channel_figures_show_channels_apart():
     images = torch.stack([torch.zeros(2, 3, 3), torch.ones(2, 3, 3)])
     images[:, 1] = 0.5
     side_by_side = channels_side_by_side(images)
-    assert side_by_side.shape == (2, 1, 3, 6)
+    assert side_by_side.shape == (2, 1, 3, 6 + CHANNEL_GAP_PIXELS)
     assert torch.equal(side_by_side[1, 0, :, :3], torch.ones(3, 3))
-    assert torch.equal(side_by_side[1, 0, :, 3:], torch.full((3, 3), 0.5))
+    assert torch.equal(side_by_side[1, 0, :, 3 + CHANNEL_GAP_PIXELS:], torch.full((3, 3), 0.5))
     one_channel = images[:, :1]
     assert channels_side_by_side(one_channel) is one_channel
 
@@ -628,9 +628,9 @@ def test_end_to_end_two_channel_input(tmp_path, monkeypatch):
     with Image.open(run_folder / "plots" / "Test002.gif") as animation:
         assert animation.n_frames == FRAMES_PER_CLIP // 2
     # The reconstruction grid has 16 columns of 2-pixel-padded cells, and each cell shows the
-    # frame and difference channels side by side, so it is twice as wide as a one-channel grid.
+    # frame and difference channels side by side with a gap between them.
     with Image.open(run_folder / "images" / "reconstruction_epoch_001.png") as grid:
-        assert grid.width == 16 * (2 * FRAME_SIZE + 2) + 2
+        assert grid.width == 16 * (2 * FRAME_SIZE + CHANNEL_GAP_PIXELS + 2) + 2
 
 
 def test_folds_of_other_preprocessing_rejected(tmp_path, monkeypatch, caplog):

@@ -19,18 +19,24 @@ from PIL import Image  # noqa: E402
 from utils.fileio import atomic_write, save_figure  # noqa: E402
 
 
+# Width and grey level of the strip between the two channels of a two-channel image, so that
+# the frame and its difference do not run into each other.
+CHANNEL_GAP_PIXELS = 2
+CHANNEL_GAP_VALUE = 0.5
+
+
 def channels_side_by_side(images):
-    """Lay two-channel images (B, 2, H, W) out as greyscale (B, 1, H, 2W), channel 0 on the left.
+    """Lay two-channel images (B, 2, H, W) out as greyscale (B, 1, H, 2W + gap), channel 0 on the left.
 
     Two channels (VIDEO.INPUT frames_and_differences: a frame and its difference) have no colour
-    mapping, so figures show them next to each other. Other images are returned unchanged.
-    Accepts torch tensors and numpy arrays.
+    mapping, so figures show them next to each other, CHANNEL_GAP_PIXELS apart in mid grey.
+    Other images are returned unchanged. Accepts float torch tensors in [0, 1].
     """
     if images.shape[1] != 2:
         return images
-    if isinstance(images, torch.Tensor):
-        return torch.cat([images[:, :1], images[:, 1:]], dim=3)
-    return np.concatenate([images[:, :1], images[:, 1:]], axis=3)
+    batch, _, height, _ = images.shape
+    gap = torch.full((batch, 1, height, CHANNEL_GAP_PIXELS), CHANNEL_GAP_VALUE, dtype=images.dtype)
+    return torch.cat([images[:, :1], gap.to(images.device), images[:, 1:]], dim=3)
 
 
 def save_image_grid(images, path, columns=8):
