@@ -22,7 +22,7 @@ from utils.config import config_to_yaml
 from utils.fileio import append_csv_rows, atomic_write, write_json, write_text
 from utils.folds import inlier_mask, load_protocol, outlier_percentage_indices, training_inliers
 from utils.plots import save_distance_pdf, save_latent_pdfs, save_score_distributions
-from utils.results import RESULT_KEY_FIELDS
+from utils.results import RESULT_KEY_FIELDS, TRAINING_SETTING_FIELDS, training_settings_row
 from utils.runtime import model_paths, prepare_device, results_csv_path, run_dir
 from utils.scoring import fit_statistics, score_images
 from utils.training import check_trained_with, load_generator_and_encoder
@@ -30,7 +30,7 @@ from utils.training import check_trained_with, load_generator_and_encoder
 logger = logging.getLogger(__name__)
 
 RESULT_FIELDS = RESULT_KEY_FIELDS + ["inlier_classes", "threshold", "validation_f1"] + METRIC_NAMES + [
-    "validation_size", "test_size", "arch", "width", "latent_size", "epochs"]
+    "validation_size", "test_size"] + TRAINING_SETTING_FIELDS
 
 
 def _evaluation_signature(cfg, mul):
@@ -71,8 +71,7 @@ def _percentage_rows(cfg, folding_id, ic, inliner_classes, mul, validation, test
             "percentage": percentage, "mul": mul, "threshold": threshold, "validation_f1": validation_f1,
             **metrics,
             "validation_size": len(validation_indices), "test_size": len(test_indices),
-            "arch": cfg.MODEL.ARCH, "width": cfg.MODEL.WIDTH, "latent_size": cfg.MODEL.LATENT_SIZE,
-            "epochs": epochs,
+            **training_settings_row(cfg, epochs),
         })
     return rows
 

@@ -31,7 +31,7 @@ from utils.folds import read_fold
 from utils.video_metrics import SCORE_VARIANTS, evaluate_variants, frame_scores_from_patches
 
 UCSD_CONFIG = os.path.join(REPO_ROOT, "configs", "ucsd.yaml")
-# The smoothing sigma of configs/ucsd.yaml, used wherever a part does not vary it.
+# The smoothing sigma of configs/ucsd.yaml, the default of --sigma.
 SMOOTHING_SIGMA = 3.0
 SIGMAS = [1.0, 2.0, 3.0, 5.0, 8.0, 12.0]
 FRAME_STEPS = [1, 2, 3]
@@ -48,14 +48,14 @@ def micro_aucs(clips, frames, labels, patch_scores, sigma=SMOOTHING_SIGMA):
     return {variant: metrics[variant]["micro_auc"] for variant in SCORE_VARIANTS}
 
 
-def fold_norm_aucs(folder):
+def fold_norm_aucs(folder, sigma=SMOOTHING_SIGMA):
     """Return the micro AUCs of the negated L2 norm of each test record of a difference fold."""
     cfg = load_config(UCSD_CONFIG, [f"DATASET.PATH={folder}", "MODEL.INPUT_IMAGE_SIZE=32",
                                     "VIDEO.INPUT=differences", "VIDEO.PATCH_GRID=[4, 6]"])
     record = read_fold(folder, ucsd.TEST_FOLD, cfg)
     pixels = record["images"].reshape(len(record["images"]), -1).astype(np.float64)
     extras = record["extras"]
-    return micro_aucs(extras["clip"], extras["frame"], record["labels"], -np.sqrt((pixels ** 2).sum(axis=1)))
+    return micro_aucs(extras["clip"], extras["frame"], record["labels"], -np.sqrt((pixels ** 2).sum(axis=1)), sigma)
 
 
 def sigma_rows(saved):
@@ -64,7 +64,7 @@ def sigma_rows(saved):
             for sigma in SIGMAS]
 
 
-def position_standardised_aucs(saved):
+def position_standardised_aucs(saved, sigma=SMOOTHING_SIGMA):
     """Return the micro AUCs of the saved score standardised per patch position on the normal test frames."""
     scores = saved["score"]
     standardised = np.empty_like(scores)
@@ -72,17 +72,43 @@ def position_standardised_aucs(saved):
         members = saved["patch"] == patch
         normal = members & (saved["label"] == ucsd.NORMAL_LABEL)
         standardised[members] = (scores[members] - np.median(scores[normal])) / (np.std(scores[normal]) + STD_FLOOR)
-    return micro_aucs(saved["clip"], saved["frame"], saved["label"], standardised)
+    return micro_aucs(saved["clip"], saved["frame"], saved["label"], standardised, sigma)
+
+
+# Arrays of a video_scores_mul<m>.npz that the checks read.
+SCORE_FILE_KEYS = ("clip", "frame", "patch", "label", "score")
 
 
 def load_scores(path):
     """Read a run's video_scores_mul<m>.npz into a dict of arrays, without executing pickled code."""
-    with np.load(path, allow_pickle=False) as saved:
-        return {key: saved[key] for key in saved.files}
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path}: file not found; pass a run's fold_1/set_0/video_scores_mul<m>.npz")
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            scores = {key: saved[key] for key in saved.files}
+    except (OSError, ValueError) as error:
+        # numpy's own message for a pickle suggests loading it unsafely, so it is not repeated.
+        raise SystemExit(f"{path}: not a plain .npz score file as Testing_test_ucsd.py writes it; pass a run's "
+                         f"fold_1/set_0/video_scores_mul<m>.npz") from error
+    missing = [key for key in SCORE_FILE_KEYS if key not in scores]
+    if missing:
+        raise SystemExit(f"{path}: the arrays {missing} are missing; pass a run's fold_1/set_0/video_scores_mul<m>.npz")
+    return scores
 
 
-def ensemble_rows(paths):
-    """Return (run, micro AUCs) of each run's score and of the mean of their scores per patch."""
+def ensemble_rows(paths, sigma=SMOOTHING_SIGMA):
+    """Return (run, micro AUCs) of each run's score and of the mean of their scores per patch.
+
+    The mean is of log p(x) as each model computed it, without rescaling, so a model whose
+    scores spread wider weighs more.
+    """
+    if len(set(os.path.realpath(path) for path in paths)) < len(paths):
+        raise SystemExit(f"--ensemble got the same file twice ({' '.join(paths)}); pass the files of different runs")
+    # The file name carries the mul that the scores were computed with, and the arrays do not.
+    names = sorted(set(os.path.basename(path) for path in paths))
+    if len(names) > 1:
+        raise SystemExit(f"--ensemble got score files of different mul values ({', '.join(names)}); pass files "
+                         f"with the same video_scores_mul<m>.npz name")
     runs = [load_scores(path) for path in paths]
     first = runs[0]
     for path, run in zip(paths[1:], runs[1:]):
@@ -90,10 +116,10 @@ def ensemble_rows(paths):
             if not np.array_equal(run[key], first[key]):
                 raise SystemExit(f"{path}: its records differ from those of {paths[0]} in {key!r}; an ensemble "
                                  f"needs runs scored on the same test fold")
-    rows = [(path, micro_aucs(run["clip"], run["frame"], run["label"], run["score"]))
+    rows = [(path, micro_aucs(run["clip"], run["frame"], run["label"], run["score"], sigma))
             for path, run in zip(paths, runs)]
     mean = np.mean([run["score"] for run in runs], axis=0)
-    rows.append((f"mean of {len(runs)} runs", micro_aucs(first["clip"], first["frame"], first["label"], mean)))
+    rows.append((f"mean of {len(runs)} runs", micro_aucs(first["clip"], first["frame"], first["label"], mean, sigma)))
     return rows
 
 
@@ -133,22 +159,27 @@ def main():
     parser.add_argument("--source", help="UCSDped2 folder with Train/ and Test/")
     parser.add_argument("--ensemble", nargs="+", metavar="NPZ",
                         help="video_scores_mul<m>.npz of two or more runs on the same folds")
+    parser.add_argument("--sigma", type=float, default=SMOOTHING_SIGMA,
+                        help="smoothing sigma in frames of the smoothed variants; set it to the runs' "
+                             f"VIDEO.SMOOTHING_SIGMA (default {SMOOTHING_SIGMA:g}, as in configs/ucsd.yaml)")
     args = parser.parse_args()
     if not (args.folds or args.scores or args.source or args.ensemble):
         parser.error("give at least one of --folds, --scores, --source and --ensemble")
     if args.ensemble and len(args.ensemble) < 2:
         parser.error("--ensemble needs the score files of at least two runs")
+    if not args.sigma > 0:
+        parser.error(f"--sigma must be greater than 0, not {args.sigma:g}")
 
     if args.folds:
-        aucs = fold_norm_aucs(args.folds)
+        aucs = fold_norm_aucs(args.folds, args.sigma)
         print_table("L2 norm of each difference record, no model (micro AUC)", SCORE_VARIANTS,
                     [[f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]])
     if args.scores:
         saved = load_scores(args.scores)
         print_table("GPND score smoothed with other sigmas (smoothed micro AUC)", ["sigma", "micro AUC"],
                     [[f"{sigma:g}", f"{auc:.4f}"] for sigma, auc in sigma_rows(saved)])
-        original = micro_aucs(saved["clip"], saved["frame"], saved["label"], saved["score"])
-        standardised = position_standardised_aucs(saved)
+        original = micro_aucs(saved["clip"], saved["frame"], saved["label"], saved["score"], args.sigma)
+        standardised = position_standardised_aucs(saved, args.sigma)
         print_table("GPND score standardised per patch position (micro AUC)", ["score"] + SCORE_VARIANTS,
                     [["as saved"] + [f"{original[variant]:.4f}" for variant in SCORE_VARIANTS],
                      ["standardised"] + [f"{standardised[variant]:.4f}" for variant in SCORE_VARIANTS]])
@@ -158,7 +189,7 @@ def main():
     if args.ensemble:
         print_table("Score of each run and the mean of their scores (micro AUC)", ["run"] + SCORE_VARIANTS,
                     [[name] + [f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]
-                     for name, aucs in ensemble_rows(args.ensemble)])
+                     for name, aucs in ensemble_rows(args.ensemble, args.sigma)])
 
 
 if __name__ == "__main__":

@@ -544,6 +544,25 @@ def test_report_percentage_tables(tmp_path):
         f"| 50 % | {f1_mean:.4f} ± {f1_std:.4f} | 0.809 | {auc_mean:.4f} ± {auc_std:.4f} | 0.901 | 4 |")
 
 
+def test_report_separates_new_settings(tmp_path):
+    older = percentage_rows("mnist")
+    separable = [dict(row, fold=row["fold"] + 2, separable=True, image_adversarial=True) for row in older]
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=CSV_FIELDS + ["separable", "image_adversarial"])
+        writer.writeheader()
+        writer.writerows(older + separable)
+
+    text = format_report(read_result_files([str(path)]))
+
+    # Rows written before the separable switch existed count as dense, so each kind gets a table.
+    headings = [line for line in text.splitlines() if line.startswith("## mnist")]
+    assert len(headings) == 2
+    assert sum("separable False" in heading for heading in headings) == 1
+    assert sum("separable True" in heading for heading in headings) == 1
+    assert all("image adversarial True" in heading for heading in headings)
+
+
 def test_report_coil_protocol_table(tmp_path):
     rows = [
         result_row("coil100", 0, 0, "52", 50, 0.90, 0.95),

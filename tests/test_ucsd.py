@@ -652,6 +652,9 @@ def test_existing_model_of_other_settings_rejected(tmp_path, monkeypatch):
 
     # Drawing grids less often does not change the model; a longer training does.
     video.train_video_model(load_config(UCSD_CONFIG, overrides + ["TRAIN.IMAGE_GRID_EVERY=5"]))
+    # Evaluation-only VIDEO settings may change between training and scoring.
+    video.evaluate_video_model(load_config(UCSD_CONFIG, overrides + ["VIDEO.SMOOTHING_SIGMA=2.0",
+                                                                     "VIDEO.ANIMATION_CLIP=1"]))
     longer = load_config(UCSD_CONFIG, overrides + ["TRAIN.EPOCH_COUNT=2"])
     with pytest.raises(SettingsMismatchError, match="TRAIN.EPOCH_COUNT 1 there, 2 now"):
         video.train_video_model(longer)

@@ -53,8 +53,8 @@ DEFAULTS = {
         "INPUT_IMAGE_SIZE": 32,
         "INPUT_IMAGE_CHANNELS": 1,
         # Depthwise separable inner convolutions (see net.py): about 9x fewer multiply-accumulates
-        # at width 32, but on a 2-core CPU only 1.43x faster per epoch, and a lower MNIST AUC
-        # (docs/BENCHMARKS.md).
+        # at width 32, but only 1.43x faster per epoch in one 2-core CPU run on MNIST digits 0-3,
+        # and a lower MNIST AUC (docs/BENCHMARKS.md).
         "SEPARABLE": False,
     },
     "TRAIN": {

@@ -20,8 +20,14 @@ SUMMARY_METRICS = ["auc", "f1", "accuracy", "fpr_at_95_tpr", "aupr_in", "aupr_ou
 RESULT_KEY_FIELDS = ["dataset", "fold", "inlier_set", "percentage", "mul"]
 # Columns that report.py needs in every results CSV.
 REPORT_FIELDS = RESULT_KEY_FIELDS + ["inlier_classes", "auc", "f1"]
+# Training settings recorded in every results row (see training_settings_row).
+TRAINING_SETTING_FIELDS = ["arch", "width", "separable", "latent_size", "noisy_fakes", "image_adversarial", "epochs"]
 # Settings that must agree between rows averaged in one report table; each combination gets its own table.
-REPORT_SETTING_FIELDS = ["mul", "arch", "width", "latent_size", "epochs"]
+REPORT_SETTING_FIELDS = ["mul"] + TRAINING_SETTING_FIELDS
+# Values of settings that older results files lack: these switches did not exist then, so those
+# runs had the behaviour of the default. noisy_fakes existed before it was recorded, so a row
+# without it stays unknown ("?").
+SETTINGS_ABSENT_FROM_OLDER_FILES = {"separable": "False", "image_adversarial": "True"}
 
 # GPND's published results (Pidhorskyi et al., "Generative Probabilistic Novelty Detection with
 # Adversarial Autoencoders", NeurIPS 2018, arXiv:1807.02588v1): mean over the inlier classes,
@@ -187,9 +193,23 @@ def read_result_files(paths):
     return list(merged.values())
 
 
+def training_settings_row(cfg, epochs):
+    """Return the TRAINING_SETTING_FIELDS columns of a results row for a model trained with ``cfg``."""
+    return {"arch": cfg.MODEL.ARCH, "width": cfg.MODEL.WIDTH, "separable": cfg.MODEL.SEPARABLE,
+            "latent_size": cfg.MODEL.LATENT_SIZE, "noisy_fakes": cfg.TRAIN.NOISY_FAKES,
+            "image_adversarial": cfg.TRAIN.IMAGE_ADVERSARIAL, "epochs": epochs}
+
+
+def _setting(row, field):
+    """Return a row's value of a report setting, filling settings that older files lack."""
+    value = row.get(field, "")
+    if value == "":
+        return SETTINGS_ABSENT_FROM_OLDER_FILES.get(field, "?")
+    return value
+
+
 def _settings_text(row):
-    names = {"mul": "mul", "arch": "arch", "width": "width", "latent_size": "latent size", "epochs": "epochs"}
-    return ", ".join(f"{names[field]} {row.get(field, '?')}" for field in REPORT_SETTING_FIELDS)
+    return ", ".join(f"{field.replace('_', ' ')} {_setting(row, field)}" for field in REPORT_SETTING_FIELDS)
 
 
 def format_report(rows):
@@ -203,7 +223,7 @@ def format_report(rows):
         return "(no results)"
     groups = {}
     for row in rows:
-        settings = tuple(row.get(field, "") for field in REPORT_SETTING_FIELDS)
+        settings = tuple(_setting(row, field) for field in REPORT_SETTING_FIELDS)
         groups.setdefault((row["dataset"], settings), []).append(row)
 
     sections = []

@@ -45,7 +45,8 @@ GRID_SAMPLE_COUNT = 64
 # Progress-bar loss figures are refreshed every this many batches (each refresh costs a sync).
 PROGRESS_REFRESH_BATCHES = 10
 # Settings that do not change what training produces; see _model_settings.
-SETTINGS_FREE_TO_CHANGE = {"TRAIN.IMAGE_GRID_EVERY", "DATASET.SOURCE", "DATASET.CACHE"}
+SETTINGS_FREE_TO_CHANGE = {"TRAIN.IMAGE_GRID_EVERY", "DATASET.SOURCE", "DATASET.CACHE",
+                           "VIDEO.SMOOTHING_SIGMA", "VIDEO.ANIMATION_CLIP", "VIDEO.ANIMATION_FRAME_STEP"}
 
 
 class SettingsMismatchError(ConfigError):
@@ -233,7 +234,8 @@ def _model_settings(tree):
 
     RUN (threads, device, output folder) and TEST (how a model is scored) may change between
     training and a later run, and so may TRAIN.IMAGE_GRID_EVERY, which only sets how often
-    image grids are drawn.
+    image grids are drawn, and the VIDEO settings that only shape the evaluation (smoothing
+    and the animation).
     """
     return {f"{section}.{key}": value
             for section in ("DATASET", "MODEL", "TRAIN", "VIDEO") for key, value in tree.get(section, {}).items()

@@ -34,6 +34,7 @@ from utils.config import ConfigError, load_config, resolve_path
 from utils.datasets import DatasetError
 from utils.fileio import append_csv_rows, atomic_write, write_json, write_text
 from utils.folds import FoldError, Split, fold_path, read_fold
+from utils.results import TRAINING_SETTING_FIELDS, training_settings_row
 from utils.runtime import model_paths, prepare_device, results_csv_path, run_dir, setup_logging, task_seed
 from utils.scoring import fit_statistics, score_images
 from utils.training import check_trained_with, load_generator_and_encoder, train_model
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 RESULT_KEY_FIELDS = ["dataset", "fold", "variant", "mul"]
 RESULT_FIELDS = RESULT_KEY_FIELDS + METRIC_NAMES + [
     "test_frames", "anomalous_frames", "smoothing_sigma", "input", "patch_grid", "input_size", "channels",
-    "arch", "width", "latent_size", "epochs"]
+] + TRAINING_SETTING_FIELDS
 
 
 def load_fixed_split(cfg):
@@ -124,8 +125,7 @@ def _result_row(cfg, mul, variant, metrics, table):
         "smoothing_sigma": cfg.VIDEO.SMOOTHING_SIGMA, "input": cfg.VIDEO.INPUT,
         "patch_grid": "x".join(str(count) for count in cfg.VIDEO.PATCH_GRID),
         "input_size": cfg.MODEL.INPUT_IMAGE_SIZE, "channels": cfg.MODEL.INPUT_IMAGE_CHANNELS,
-        "arch": cfg.MODEL.ARCH, "width": cfg.MODEL.WIDTH, "latent_size": cfg.MODEL.LATENT_SIZE,
-        "epochs": cfg.TRAIN.EPOCH_COUNT,
+        **training_settings_row(cfg, cfg.TRAIN.EPOCH_COUNT),
     }
 
 

@@ -21,8 +21,8 @@ ANOMALY_ALPHA = 0.15
 GIF_FRAME_MILLISECONDS = 200
 # Figure size and resolution of the animation, about 650x190 pixels, to keep the GIF small.
 ANIMATION_SIZE_INCHES = (9.0, 2.6)
-# Frames taller than wide (a two-channel mosaic stacks the frame above the difference) get a
-# figure this many times as tall, so that they are not shrunk to half the size.
+# Frames taller than wide get a figure this many times as tall, so that they are not shrunk to
+# half the size. A two-channel mosaic is one: it stacks the frame above the difference.
 TALL_FRAME_HEIGHT_FACTOR = 2.0
 ANIMATION_DPI = 72
 # Margin above and below the score range in the animation, as a fraction of that range.
