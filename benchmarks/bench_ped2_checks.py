@@ -13,6 +13,12 @@ score = least likely patch, as in ``utils/video.py``):
     --ensemble NPZ NPZ ...
                     video_scores_mul<m>.npz of several runs on the same folds (other seeds):
                     each run's score and the mean of their scores per patch
+    --folds with --scores
+                    whether the run's reconstruction distance measures more than how much
+                    of the patch moves. Prints its correlation with the record's L2 norm and
+                    the relative error on the busiest records. Also prints the micro AUC of
+                    the part of the log distance that a straight line in the log norm does
+                    not explain
 
     python benchmarks/bench_ped2_checks.py --folds /tmp/ucsd/diff46 \\
         --scores /tmp/ucsd/res_diff46_e5/ucsd-ped2/fold_1/set_0/video_scores_mul0.2.npz \\
@@ -39,6 +45,13 @@ FRAME_STEPS = [1, 2, 3]
 PATCH_GRID = (4, 6)
 # Added to the standard deviation so that a patch position with constant scores does not divide by zero.
 STD_FLOOR = 1e-9
+# The relative reconstruction error is measured on this top share of records by L2 norm, the
+# patches with the most motion. Quiet patches have next to nothing to reconstruct, so their
+# ratio tells little about the model.
+BUSY_SHARE = 0.10
+# Added to norms and distances (pixels in [0, 1]) before the logarithm, because a difference
+# patch without motion has norm 0. It is far below the norm of one pixel that changes by 1/255.
+LOG_FLOOR = 1e-3
 
 
 def micro_aucs(clips, frames, labels, patch_scores, sigma=SMOOTHING_SIGMA):
@@ -48,14 +61,56 @@ def micro_aucs(clips, frames, labels, patch_scores, sigma=SMOOTHING_SIGMA):
     return {variant: metrics[variant]["micro_auc"] for variant in SCORE_VARIANTS}
 
 
-def fold_norm_aucs(folder, sigma=SMOOTHING_SIGMA):
-    """Return the micro AUCs of the negated L2 norm of each test record of a difference fold."""
+def read_test_norms(folder):
+    """Return the test fold record of a difference fold folder and each record's L2 norm (pixels in [0, 1])."""
     cfg = load_config(UCSD_CONFIG, [f"DATASET.PATH={folder}", "MODEL.INPUT_IMAGE_SIZE=32",
                                     "VIDEO.INPUT=differences", "VIDEO.PATCH_GRID=[4, 6]"])
     record = read_fold(folder, ucsd.TEST_FOLD, cfg)
-    pixels = record["images"].reshape(len(record["images"]), -1).astype(np.float64)
+    pixels = record["images"].reshape(len(record["images"]), -1).astype(np.float64) / 255.0
+    return record, np.sqrt((pixels ** 2).sum(axis=1))
+
+
+def fold_norm_aucs(record, norms, sigma=SMOOTHING_SIGMA):
+    """Return the micro AUCs of the negated L2 norm of each test record, no model."""
     extras = record["extras"]
-    return micro_aucs(extras["clip"], extras["frame"], record["labels"], -np.sqrt((pixels ** 2).sum(axis=1)), sigma)
+    return micro_aucs(extras["clip"], extras["frame"], record["labels"], -norms, sigma)
+
+
+def motion_check(norms, saved, sigma=SMOOTHING_SIGMA):
+    """Return how much of a run's reconstruction distance the records' L2 norms explain.
+
+    ``norms`` are the test records' L2 norms and ``saved`` the run's scores of the same records.
+    The line is fitted by least squares over all test records, without their labels. The
+    returned dict contains ``correlation`` and ``slope`` of log distance against log norm and
+    ``relative_error``, the median distance / norm over the BUSY_SHARE records of largest norm.
+    Its ``aucs`` are the micro AUCs of the norm, of the run's score and of the distance's
+    residual from the line.
+    """
+    log_norm = np.log(norms + LOG_FLOOR)
+    log_distance = np.log(saved["distance"] + LOG_FLOOR)
+    slope, intercept = np.polyfit(log_norm, log_distance, 1)
+    residual = log_distance - (slope * log_norm + intercept)
+    busy = norms >= np.quantile(norms, 1.0 - BUSY_SHARE)
+    keys = (saved["clip"], saved["frame"], saved["label"])
+    return {
+        "correlation": float(np.corrcoef(log_norm, log_distance)[0, 1]),
+        "slope": float(slope),
+        "relative_error": float(np.median(saved["distance"][busy] / norms[busy])),
+        "aucs": {"L2 norm, no model": micro_aucs(*keys, -norms, sigma),
+                 "run's score": micro_aucs(*keys, saved["score"], sigma),
+                 "distance beyond the norm": micro_aucs(*keys, -residual, sigma)},
+    }
+
+
+def check_same_records(record, saved, folds, scores):
+    """Exit unless the score file contains the test fold's records in the same order."""
+    if "distance" not in saved:
+        raise SystemExit(f"{scores}: no 'distance' array; pass a video_scores_mul<m>.npz written by "
+                         f"Testing_test_ucsd.py")
+    for key in ("clip", "frame", "patch"):
+        if not np.array_equal(record["extras"][key], saved[key]):
+            raise SystemExit(f"{scores}: its records differ from the test fold in {folds} in {key!r}; pass the "
+                             f"folds that the run was trained and scored on")
 
 
 def sigma_rows(saved):
@@ -171,7 +226,8 @@ def main():
         parser.error(f"--sigma must be greater than 0, not {args.sigma:g}")
 
     if args.folds:
-        aucs = fold_norm_aucs(args.folds, args.sigma)
+        record, norms = read_test_norms(args.folds)
+        aucs = fold_norm_aucs(record, norms, args.sigma)
         print_table("L2 norm of each difference record, no model (micro AUC)", SCORE_VARIANTS,
                     [[f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]])
     if args.scores:
@@ -183,6 +239,15 @@ def main():
         print_table("GPND score standardised per patch position (micro AUC)", ["score"] + SCORE_VARIANTS,
                     [["as saved"] + [f"{original[variant]:.4f}" for variant in SCORE_VARIANTS],
                      ["standardised"] + [f"{standardised[variant]:.4f}" for variant in SCORE_VARIANTS]])
+    if args.folds and args.scores:
+        check_same_records(record, saved, args.folds, args.scores)
+        check = motion_check(norms, saved, args.sigma)
+        print_table("Reconstruction distance against the record's L2 norm (log-log, all test records)",
+                    ["correlation", "slope", f"median distance / norm, busiest {BUSY_SHARE:.0%}"],
+                    [[f"{check['correlation']:.3f}", f"{check['slope']:.3f}", f"{check['relative_error']:.3f}"]])
+        print_table("Motion against the model (micro AUC)", ["score"] + SCORE_VARIANTS,
+                    [[name] + [f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]
+                     for name, aucs in check["aucs"].items()])
     if args.source:
         print_table("L2 norm of full-resolution differences per 60x60 patch (raw micro AUC)",
                     ["frame step", "micro AUC"], [[step, f"{auc:.4f}"] for step, auc in frame_step_rows(args.source)])

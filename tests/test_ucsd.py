@@ -18,11 +18,12 @@ from sklearn.metrics import roc_auc_score
 from evaluation import MetricError
 from utils.config import ConfigError, load_config
 from utils.plots import CHANNEL_GAP_PIXELS, channels_side_by_side, save_fold_summary
-from utils.folds import FoldError, load_protocol, read_fold
+from utils.folds import FoldError, load_protocol, read_fold, write_single_fold
 from utils.partition import partition_main
 from utils.training import SettingsMismatchError
-from utils.ucsd import (UcsdError, check_frame_numbers, frame_differences, list_numbered_images, load_ucsd,
-                        load_ucsd_for_config, parse_ground_truth, patch_boxes, write_ucsd_folds)
+from utils.ucsd import (TEST_FOLD, TRAIN_FOLD, UcsdError, check_frame_numbers, frame_differences,
+                        list_numbered_images, load_ucsd, load_ucsd_for_config, parse_ground_truth, patch_boxes,
+                        soften_differences, write_ucsd_folds)
 from utils import video
 from utils.video_metrics import (equal_error_rate, evaluate_variants, frame_level_metrics,
                                  frame_scores_from_patches, normalise_per_clip, smooth_per_clip)
@@ -318,6 +319,122 @@ def test_load_ucsd_frames_and_differences(tmp_path):
     assert np.array_equal(both[0][:, 1:], differences[0])
     assert np.array_equal(both[1], frames[1])
     assert all(np.array_equal(both[2][name], frames[2][name]) for name in frames[2])
+
+
+def gaussian_weights(sigma, radius):
+    """Return the normalised 1-D Gaussian weights at offsets -radius..radius."""
+    offsets = np.arange(-radius, radius + 1)
+    weights = np.exp(-offsets ** 2 / (2 * sigma ** 2))
+    return weights / weights.sum()
+
+
+def test_soften_differences_hand_case():
+    # One bright pixel in the middle of a 9x9 patch, far enough from the border (4 pixels, the
+    # blur's reach at sigma 1) that the edge mode does not matter.
+    patches = np.zeros((2, 1, 9, 9), dtype=np.uint8)
+    patches[1, 0, 4, 4] = 100
+    blurred = soften_differences(patches, 1.0, 1.0)
+    weights = gaussian_weights(1.0, 4)
+    # The 2-D Gaussian is the outer product of two 1-D ones, so pixel (4 + i, 4 + j) gets
+    # 100 * w_i * w_j before rounding.
+    expected = np.rint(100 * np.outer(weights, weights))
+    assert blurred.dtype == np.uint8
+    assert blurred.shape == patches.shape
+    assert np.array_equal(blurred[1, 0], expected)
+    assert expected[4, 4] == 16
+    assert expected[4, 5] == 10
+    # Each patch is blurred on its own: the empty patch stays empty.
+    assert not blurred[0].any()
+
+
+def test_soften_differences_gain_clips():
+    patches = np.array([[[[10, 100], [0, 85]]]], dtype=np.uint8)
+    assert soften_differences(patches, 0.0, 3.0).tolist() == [[[[30, 255], [0, 255]]]]
+    # The defaults leave the records untouched.
+    assert soften_differences(patches, 0.0, 1.0) is patches
+
+
+def test_load_ucsd_blurred_differences(tmp_path):
+    source = write_layout(tmp_path)
+    frames = load_ucsd(str(source), 1, FRAME_SIZE, [2, 2])["test"]
+    differences = load_ucsd(str(source), 1, FRAME_SIZE, [2, 2], "differences")["test"]
+    blurred = load_ucsd(str(source), 1, FRAME_SIZE, [2, 2], "differences", 1.5, 2.0)["test"]
+    both = load_ucsd(str(source), 2, FRAME_SIZE, [2, 2], "frames_and_differences", 1.5, 2.0)["test"]
+    # The blur and the gain apply to the difference patches only, never to the frame channel.
+    assert np.array_equal(blurred[0], soften_differences(differences[0], 1.5, 2.0))
+    assert not np.array_equal(blurred[0], differences[0])
+    assert np.array_equal(both[0][:, :1], frames[0])
+    assert np.array_equal(both[0][:, 1:], blurred[0])
+    assert np.array_equal(blurred[1], frames[1])
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["VIDEO.DIFFERENCE_BLUR=-1"], "VIDEO.DIFFERENCE_BLUR"),
+    (["VIDEO.DIFFERENCE_GAIN=0"], "VIDEO.DIFFERENCE_GAIN"),
+    (["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_BLUR=1"], "VIDEO.INPUT = 'frames'.*DIFFERENCE_BLUR"),
+    (["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_GAIN=2"], "VIDEO.INPUT = 'frames'.*DIFFERENCE_GAIN"),
+])
+def test_config_invalid_difference_settings(overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(UCSD_CONFIG, overrides)
+
+
+def import_ped2_checks():
+    """Import benchmarks/bench_ped2_checks.py, which imports its neighbour common.py."""
+    benchmarks_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+    sys.path.insert(0, benchmarks_dir)
+    try:
+        import bench_ped2_checks
+    finally:
+        sys.path.remove(benchmarks_dir)
+    return bench_ped2_checks
+
+
+def motion_records():
+    """Two clips of 6 frames with 2 patches each; the anomalous frames have the most motion."""
+    anomalous_frames = {1: {3, 4}, 2: {2, 3, 4, 5}}
+    clips, frames, patches, labels, norms = [], [], [], [], []
+    for clip, anomalous in anomalous_frames.items():
+        for frame in range(1, 7):
+            for patch in range(2):
+                label = int(frame in anomalous)
+                clips.append(clip)
+                frames.append(frame)
+                patches.append(patch)
+                labels.append(label)
+                # Patch 0 carries the motion; patch 1 barely moves.
+                norms.append((0.5 if label else 0.1) if patch == 0 else 0.05)
+    return {"clip": np.array(clips), "frame": np.array(frames), "patch": np.array(patches),
+            "label": np.array(labels)}, np.array(norms)
+
+
+def test_motion_check_motion_only_distance():
+    checks = import_ped2_checks()
+    saved, norms = motion_records()
+    saved["distance"] = norms.copy()
+    saved["score"] = -norms
+    check = checks.motion_check(norms, saved, sigma=1.0)
+    assert check["correlation"] == pytest.approx(1.0)
+    assert check["slope"] == pytest.approx(1.0)
+    assert check["relative_error"] == pytest.approx(1.0)
+    # The norm and the score separate the frames perfectly. The distance explains nothing
+    # beyond the norm: its residual is 0 everywhere, every frame ties and the AUC is 0.5.
+    assert check["aucs"]["L2 norm, no model"]["raw"] == pytest.approx(1.0)
+    assert check["aucs"]["run's score"]["raw"] == pytest.approx(1.0)
+    assert all(auc == pytest.approx(0.5) for auc in check["aucs"]["distance beyond the norm"].values())
+
+
+def test_motion_check_finds_extra_error():
+    checks = import_ped2_checks()
+    saved, norms = motion_records()
+    # Twice the norm, plus an extra error on patch 1 of the anomalous frames only: the residual
+    # from the line finds those frames although their norm does not change.
+    saved["distance"] = 2 * norms + np.where((saved["patch"] == 1) & (saved["label"] == 1), 0.2, 0.0)
+    saved["score"] = -saved["distance"]
+    check = checks.motion_check(norms, saved, sigma=1.0)
+    busy = norms >= np.quantile(norms, 1.0 - checks.BUSY_SHARE)
+    assert check["relative_error"] == pytest.approx(np.median(saved["distance"][busy] / norms[busy]))
+    assert check["aucs"]["distance beyond the norm"]["raw"] == pytest.approx(1.0)
 
 
 def test_two_channel_input_needs_two_channels(tmp_path):
@@ -642,6 +759,34 @@ def test_folds_of_other_preprocessing_rejected(tmp_path, monkeypatch, caplog):
     assert raised.value.code == 2
     assert "VIDEO.INPUT 'frames' in the file, 'differences' in the config" in caplog.text
     assert not (tmp_path / "results").exists()
+
+
+def test_folds_of_other_blur_rejected(tmp_path, monkeypatch):
+    source = write_layout(tmp_path / "raw")
+    overrides = tiny_overrides(tmp_path, source)
+    run_partition(monkeypatch, UCSD_CONFIG, overrides + ["VIDEO.DIFFERENCE_BLUR=1.5", "VIDEO.DIFFERENCE_GAIN=2"])
+    video.load_fixed_split(load_config(UCSD_CONFIG, overrides + ["VIDEO.DIFFERENCE_BLUR=1.5",
+                                                                 "VIDEO.DIFFERENCE_GAIN=2"]))
+    with pytest.raises(FoldError, match="VIDEO.DIFFERENCE_BLUR 1.5 in the file, 0.0 in the config; "
+                                        "VIDEO.DIFFERENCE_GAIN 2.0 in the file, 1.0 in the config"):
+        video.load_fixed_split(load_config(UCSD_CONFIG, overrides))
+
+
+def test_old_folds_match_defaults(tmp_path):
+    # Folds written before VIDEO.DIFFERENCE_BLUR and VIDEO.DIFFERENCE_GAIN existed record neither.
+    # They were made without blur or gain, so they match the defaults and nothing else.
+    source = write_layout(tmp_path / "raw")
+    overrides = tiny_overrides(tmp_path, source)
+    cfg = load_config(UCSD_CONFIG, overrides)
+    loaded = load_ucsd_for_config(cfg)
+    for fold, name in [(TRAIN_FOLD, "train"), (TEST_FOLD, "test")]:
+        images, labels, extras = loaded[name]
+        write_single_fold(cfg.DATASET.PATH, cfg.DATASET.NAME, fold, cfg.DATASET.FOLDS_COUNT, cfg.DATASET.SEED,
+                          images, labels, extras, preprocessing={"input": "differences", "patch_grid": [1, 1]})
+    train, _ = video.load_fixed_split(cfg)
+    assert np.array_equal(train.images, loaded["train"][0])
+    with pytest.raises(FoldError, match="VIDEO.DIFFERENCE_BLUR 0.0 in the file, 2.0 in the config"):
+        video.load_fixed_split(load_config(UCSD_CONFIG, overrides + ["VIDEO.DIFFERENCE_BLUR=2"]))
 
 
 def test_existing_model_of_other_settings_rejected(tmp_path, monkeypatch):

@@ -135,6 +135,14 @@ DEFAULTS = {
         # "frames_and_differences": two channels, the greyscale frame and that difference, so the
         # model gets both what moves and what it looks like. Needs MODEL.INPUT_IMAGE_CHANNELS 2.
         "INPUT": "frames",
+        # Standard deviation, in pixels of a patch, of a Gaussian blur applied to every difference
+        # patch; 0 keeps them sharp. Blurring turns one-pixel motion outlines into blobs that the
+        # decoder can reproduce. Only for VIDEO.INPUT "differences" and "frames_and_differences".
+        "DIFFERENCE_BLUR": 0.0,
+        # Factor applied to every difference patch after the blur, before rounding to 0..255
+        # (brighter pixels clip at 255). Blurred differences are faint, and the gain keeps more
+        # of their levels. Only for the same two VIDEO.INPUT values.
+        "DIFFERENCE_GAIN": 1.0,
         # Standard deviation, in frames, of the Gaussian that smooths each clip's scores over
         # time in the "smoothed" metric variants.
         "SMOOTHING_SIGMA": 3.0,
@@ -426,6 +434,15 @@ def _validate_video(cfg, source):
     grid = cfg.VIDEO.PATCH_GRID
     if len(grid) != 2 or any(isinstance(count, bool) or not isinstance(count, int) or count < 1 for count in grid):
         _fail(source, "VIDEO.PATCH_GRID", grid, "[rows, columns] with two integers of at least 1")
+    if not cfg.VIDEO.DIFFERENCE_BLUR >= 0:
+        _fail(source, "VIDEO.DIFFERENCE_BLUR", cfg.VIDEO.DIFFERENCE_BLUR, "a blur in pixels of 0 (none) or more")
+    if not cfg.VIDEO.DIFFERENCE_GAIN > 0:
+        _fail(source, "VIDEO.DIFFERENCE_GAIN", cfg.VIDEO.DIFFERENCE_GAIN, "a factor greater than 0 (1 leaves the "
+              "differences as they are)")
+    if cfg.VIDEO.INPUT == "frames" and (cfg.VIDEO.DIFFERENCE_BLUR != 0 or cfg.VIDEO.DIFFERENCE_GAIN != 1):
+        _fail(source, "VIDEO.INPUT", cfg.VIDEO.INPUT, "'differences' or 'frames_and_differences' when "
+              "VIDEO.DIFFERENCE_BLUR or VIDEO.DIFFERENCE_GAIN is set, because frame records have no differences; "
+              "or reset those two to 0 and 1")
     if not cfg.VIDEO.SMOOTHING_SIGMA > 0:
         _fail(source, "VIDEO.SMOOTHING_SIGMA", cfg.VIDEO.SMOOTHING_SIGMA, "a number of frames greater than 0")
     if cfg.VIDEO.ANIMATION_CLIP < 0:

@@ -19,9 +19,10 @@ and the one before it ("differences"), or of both as two greyscale channels, fra
 ("frames_and_differences", MODEL.INPUT_IMAGE_CHANNELS 2): the frame is cut into
 VIDEO.PATCH_GRID rows x columns of equal patches (one patch, the whole frame, for [1, 1]),
 converted to MODEL.INPUT_IMAGE_CHANNELS channels (1 = greyscale) and each patch resized to
-MODEL.INPUT_IMAGE_SIZE squared. A whole
-360x240 Ped2 frame is therefore squeezed horizontally. Every patch gets the label of its
-frame, because the evaluation is frame-level.
+MODEL.INPUT_IMAGE_SIZE squared. A whole 360x240 Ped2 frame is therefore squeezed
+horizontally. Difference patches may then be blurred and scaled (VIDEO.DIFFERENCE_BLUR,
+VIDEO.DIFFERENCE_GAIN). Every patch gets the label of its frame, because the evaluation is
+frame-level.
 
 Fold layout (DATASET.PROTOCOL "fixed_split", FOLDS_COUNT 2, TOTAL_CLASS_COUNT 2):
 
@@ -44,6 +45,7 @@ import re
 
 import numpy as np
 from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 from utils.datasets import DatasetError
 from utils.folds import write_single_fold
@@ -70,6 +72,12 @@ INPUT_FRAMES = "frames"
 INPUT_DIFFERENCES = "differences"
 INPUT_FRAMES_AND_DIFFERENCES = "frames_and_differences"
 INPUT_MODES = (INPUT_FRAMES, INPUT_DIFFERENCES, INPUT_FRAMES_AND_DIFFERENCES)
+# Preprocessing settings added after the first folds were written, with the value those folds
+# were made with. A fold file that does not record one of them was made with this value.
+PREPROCESSING_DEFAULTS = {"difference_blur": 0.0, "difference_gain": 1.0}
+# Edge handling of the difference blur: pixels outside a patch repeat its border pixels, so
+# the blur neither darkens the border nor mixes in a neighbouring patch.
+BLUR_MODE = "nearest"
 
 # Lines of the ground-truth .m file. MATLAB allows spaces around every token and an optional
 # semicolon, and `end+1` appends to the cell array.
@@ -297,14 +305,32 @@ def frame_differences(frames):
     return [Image.fromarray(difference) for difference in differences]
 
 
-def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES):
+def soften_differences(patches, blur, gain):
+    """Blur and scale uint8 difference patches (N, C, S, S), returning uint8 of the same shape.
+
+    Each patch is smoothed on its own with a Gaussian of standard deviation ``blur`` pixels of
+    the patch (VIDEO.DIFFERENCE_BLUR; 0 skips it), multiplied by ``gain``
+    (VIDEO.DIFFERENCE_GAIN), rounded and clipped to [0, 255]. Smoothing turns the one-pixel
+    outlines of a moving person into blobs that the decoder can reproduce. The gain then
+    spreads the faint result over more of the uint8 range, so that rounding loses less.
+    """
+    if blur == 0 and gain == 1:
+        return patches
+    values = patches.astype(np.float32)
+    if blur > 0:
+        values = gaussian_filter(values, sigma=(0, 0, blur, blur), mode=BLUR_MODE)
+    return np.clip(np.rint(values * gain), 0, 255).astype(np.uint8)
+
+
+def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES, difference_blur=0.0, difference_gain=1.0):
     """Read a clip's frames; returns (patches (F * P, C, size, size) uint8, frame count, boxes, frame size).
 
     ``input_mode`` is VIDEO.INPUT: the frames themselves, their differences to the previous
     frame (``frame_differences``, taken at frame resolution before the patches are cut), or
-    both as channels 0 and 1 of a two-channel record (``channels`` must then be 2). Patches
-    are ordered by frame, then row-major within the frame. All frames of a clip must have the
-    same size.
+    both as channels 0 and 1 of a two-channel record (``channels`` must then be 2). Difference
+    patches are then blurred and scaled by ``soften_differences``; frame patches are not.
+    Patches are ordered by frame, then row-major within the frame. All frames of a clip must
+    have the same size.
     """
     if input_mode not in INPUT_MODES:
         raise UcsdError(f"unknown VIDEO.INPUT {input_mode!r}; expected one of {list(INPUT_MODES)}")
@@ -327,10 +353,13 @@ def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES):
     if input_mode == INPUT_FRAMES:
         patches = [cut_patches(frame, boxes, size) for frame in frames]
     elif input_mode == INPUT_DIFFERENCES:
-        patches = [cut_patches(difference, boxes, size) for difference in frame_differences(frames)]
+        patches = [soften_differences(cut_patches(difference, boxes, size), difference_blur, difference_gain)
+                   for difference in frame_differences(frames)]
     else:
         # (P, 1, S, S) frame patches and difference patches -> (P, 2, S, S)
-        patches = [np.concatenate([cut_patches(frame, boxes, size), cut_patches(difference, boxes, size)], axis=1)
+        patches = [np.concatenate([cut_patches(frame, boxes, size),
+                                   soften_differences(cut_patches(difference, boxes, size), difference_blur,
+                                                      difference_gain)], axis=1)
                    for frame, difference in zip(frames, frame_differences(frames))]
     return np.concatenate(patches), len(frames), boxes, frame_size
 
@@ -383,11 +412,12 @@ def _log_mask_agreement(clip_name, labels, mask_pixels):
                        "the labels follow the .m file", clip_name, disagreeing, len(labels))
 
 
-def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES):
+def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES, difference_blur=0.0, difference_gain=1.0):
     """Read a UCSD data set; returns {"train": (images, labels, extras), "test": (...)}.
 
-    ``input_mode`` is VIDEO.INPUT ("frames", "differences" or "frames_and_differences", see
-    ``read_clip``).
+    ``input_mode`` is VIDEO.INPUT ("frames", "differences" or "frames_and_differences"), and
+    ``difference_blur`` and ``difference_gain`` are VIDEO.DIFFERENCE_BLUR and
+    VIDEO.DIFFERENCE_GAIN; see ``read_clip``.
 
     Raises UcsdError naming the clip when the ground truth does not match the test clips.
     """
@@ -401,7 +431,8 @@ def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES):
     patch_count = grid[0] * grid[1]
     train_parts = []
     for clip, folder in list_clips(train_folder, TRAIN_CLIP_NAME):
-        patches, frame_count, _, _ = read_clip(folder, channels, size, grid, input_mode)
+        patches, frame_count, _, _ = read_clip(folder, channels, size, grid, input_mode, difference_blur,
+                                               difference_gain)
         labels = np.full(frame_count, NORMAL_LABEL, dtype=np.int64)
         no_masks = np.full((frame_count, patch_count), NO_MASK, dtype=np.int64)
         train_parts.append(_clip_records(clip, patches, frame_count, patch_count, labels, no_masks))
@@ -410,7 +441,8 @@ def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES):
     test_parts = []
     for clip, folder in test_clips:
         clip_name = os.path.basename(folder)
-        patches, frame_count, boxes, frame_size = read_clip(folder, channels, size, grid, input_mode)
+        patches, frame_count, boxes, frame_size = read_clip(folder, channels, size, grid, input_mode,
+                                                            difference_blur, difference_gain)
         labels = frame_labels(ground_truth[clip], frame_count, clip_name, ground_truth_path)
         mask_folder = folder + MASK_FOLDER_SUFFIX
         if os.path.isdir(mask_folder):
@@ -436,12 +468,13 @@ def load_ucsd_for_config(cfg):
                         f"anomalous); got {cfg.DATASET.PROTOCOL!r} and {cfg.DATASET.TOTAL_CLASS_COUNT}. "
                         f"Start from configs/ucsd.yaml")
     return load_ucsd(cfg.DATASET.SOURCE, cfg.MODEL.INPUT_IMAGE_CHANNELS, cfg.MODEL.INPUT_IMAGE_SIZE,
-                     cfg.VIDEO.PATCH_GRID, cfg.VIDEO.INPUT)
+                     cfg.VIDEO.PATCH_GRID, cfg.VIDEO.INPUT, cfg.VIDEO.DIFFERENCE_BLUR, cfg.VIDEO.DIFFERENCE_GAIN)
 
 
 def preprocessing_settings(cfg):
     """Return the VIDEO settings that shape a fold's records, stored in and checked against fold files."""
-    return {"input": cfg.VIDEO.INPUT, "patch_grid": list(cfg.VIDEO.PATCH_GRID)}
+    return {"input": cfg.VIDEO.INPUT, "patch_grid": list(cfg.VIDEO.PATCH_GRID),
+            "difference_blur": float(cfg.VIDEO.DIFFERENCE_BLUR), "difference_gain": float(cfg.VIDEO.DIFFERENCE_GAIN)}
 
 
 def write_ucsd_folds(cfg, folder, loaded):

@@ -39,7 +39,7 @@ from utils.runtime import model_paths, prepare_device, results_csv_path, run_dir
 from utils.scoring import fit_statistics, score_images
 from utils.training import check_trained_with, load_generator_and_encoder, train_model
 from utils.ucsd import (ANOMALOUS_LABEL, EXTRAS_NAMES, INLIER_SET_INDEX, NORMAL_LABEL, TEST_FOLD, TRAIN_FOLD,
-                        preprocessing_settings, test_clip_name)
+                        PREPROCESSING_DEFAULTS, preprocessing_settings, test_clip_name)
 from utils.video_metrics import METRIC_NAMES, SCORE_VARIANTS, evaluate_variants, frame_scores_from_patches
 from utils.video_plots import patch_mosaic, save_clip_animation, save_clip_score_plot
 
@@ -47,7 +47,8 @@ logger = logging.getLogger(__name__)
 
 RESULT_KEY_FIELDS = ["dataset", "fold", "variant", "mul"]
 RESULT_FIELDS = RESULT_KEY_FIELDS + METRIC_NAMES + [
-    "test_frames", "anomalous_frames", "smoothing_sigma", "input", "patch_grid", "input_size", "channels",
+    "test_frames", "anomalous_frames", "smoothing_sigma", "input", "difference_blur", "difference_gain",
+    "patch_grid", "input_size", "channels",
 ] + TRAINING_SETTING_FIELDS
 
 
@@ -67,8 +68,9 @@ def load_fixed_split(cfg):
             raise FoldError(f"{path}: the record has no {', '.join(missing)} extras; re-run partition_ucsd.py")
         expected = preprocessing_settings(cfg)
         stored = record.get("preprocessing", {})
-        differing = [f"VIDEO.{key.upper()} {stored.get(key, 'not recorded')!r} in the file, {value!r} in the config"
-                     for key, value in expected.items() if stored.get(key) != value]
+        recorded = {**PREPROCESSING_DEFAULTS, **stored}
+        differing = [f"VIDEO.{key.upper()} {recorded.get(key, 'not recorded')!r} in the file, {value!r} in the config"
+                     for key, value in expected.items() if recorded.get(key) != value]
         if differing:
             raise FoldError(f"{path}: the records were made with other settings ({'; '.join(differing)}); "
                             f"re-run partition_ucsd.py with this config, or give this config a DATASET.PATH "
@@ -123,6 +125,7 @@ def _result_row(cfg, mul, variant, metrics, table):
         "test_frames": len(table["frame"]),
         "anomalous_frames": int(np.count_nonzero(table["label"] == ANOMALOUS_LABEL)),
         "smoothing_sigma": cfg.VIDEO.SMOOTHING_SIGMA, "input": cfg.VIDEO.INPUT,
+        "difference_blur": cfg.VIDEO.DIFFERENCE_BLUR, "difference_gain": cfg.VIDEO.DIFFERENCE_GAIN,
         "patch_grid": "x".join(str(count) for count in cfg.VIDEO.PATCH_GRID),
         "input_size": cfg.MODEL.INPUT_IMAGE_SIZE, "channels": cfg.MODEL.INPUT_IMAGE_CHANNELS,
         **training_settings_row(cfg, cfg.TRAIN.EPOCH_COUNT),
