@@ -3,8 +3,8 @@
 Each part runs when its input is given and prints micro AUCs (anomalous frames positive, frame
 score = least likely patch, as in ``utils/video.py``):
 
-    --folds DIR     difference folds of configs/ucsd.yaml (4 x 6 patches at 32x32): the L2 norm
-                    of each test record, no model, as an anomaly score, all four variants
+    --folds DIR     difference folds at 32x32 (any patch grid, blur and gain): the L2 norm of
+                    each test record, no model, as an anomaly score, all four variants
     --scores NPZ    a run's video_scores_mul<m>.npz: GPND's score smoothed with other sigmas,
                     and the score standardised per patch position with the statistics of the
                     normal test frames (an upper bound for that idea, not a usable detector)
@@ -27,31 +27,40 @@ score = least likely patch, as in ``utils/video.py``):
 
 import argparse
 import os
+import sys
 
 import numpy as np
+import yaml
 
 from common import REPO_ROOT, print_table
 from utils import ucsd
-from utils.config import load_config
-from utils.folds import read_fold
+from utils.config import DEFAULTS, load_config
+from utils.folds import FoldError, read_fold
 from utils.video_metrics import SCORE_VARIANTS, evaluate_variants, frame_scores_from_patches
 
 UCSD_CONFIG = os.path.join(REPO_ROOT, "configs", "ucsd.yaml")
+# VIDEO settings of a run whose config.yaml predates a key, as in utils/config.py's DEFAULTS.
+DEFAULT_VIDEO_SETTINGS = dict(DEFAULTS["VIDEO"])
 # The smoothing sigma of configs/ucsd.yaml, the default of --sigma.
 SMOOTHING_SIGMA = 3.0
 SIGMAS = [1.0, 2.0, 3.0, 5.0, 8.0, 12.0]
 FRAME_STEPS = [1, 2, 3]
-# The patch grid of configs/ucsd.yaml: 60x60-pixel patches of a 360x240 frame.
+# The grid of --source: 60x60-pixel patches of a 360x240 frame, as in the first difference runs.
 PATCH_GRID = (4, 6)
 # Added to the standard deviation so that a patch position with constant scores does not divide by zero.
 STD_FLOOR = 1e-9
 # The relative reconstruction error is measured on this top share of records by L2 norm, the
 # patches with the most motion. Quiet patches have next to nothing to reconstruct, so their
-# ratio tells little about the model.
+# ratio shows little about the model.
 BUSY_SHARE = 0.10
 # Added to norms and distances (pixels in [0, 1]) before the logarithm, because a difference
-# patch without motion has norm 0. It is far below the norm of one pixel that changes by 1/255.
+# patch without any motion has norm 0 (4 of the 48,240 Ped2 test records at 4 x 6). Fewer than
+# 0.04 % of those records have a norm below ten times this floor, so it shifts almost no others.
 LOG_FLOOR = 1e-3
+# VIDEO settings that must agree between the folds and the run whose scores are checked,
+# as (key in the fold file, section key in the run's config.yaml).
+MATCHED_SETTINGS = [("input", "INPUT"), ("patch_grid", "PATCH_GRID"), ("difference_blur", "DIFFERENCE_BLUR"),
+                    ("difference_gain", "DIFFERENCE_GAIN")]
 
 
 def micro_aucs(clips, frames, labels, patch_scores, sigma=SMOOTHING_SIGMA):
@@ -61,13 +70,37 @@ def micro_aucs(clips, frames, labels, patch_scores, sigma=SMOOTHING_SIGMA):
     return {variant: metrics[variant]["micro_auc"] for variant in SCORE_VARIANTS}
 
 
+def fold_settings(record):
+    """Return the VIDEO settings a fold record was made with, older files counting as the defaults."""
+    return {**ucsd.PREPROCESSING_DEFAULTS, **record.get("preprocessing", {})}
+
+
 def read_test_norms(folder):
-    """Return the test fold record of a difference fold folder and each record's L2 norm (pixels in [0, 1])."""
-    cfg = load_config(UCSD_CONFIG, [f"DATASET.PATH={folder}", "MODEL.INPUT_IMAGE_SIZE=32",
-                                    "VIDEO.INPUT=differences", "VIDEO.PATCH_GRID=[4, 6]"])
-    record = read_fold(folder, ucsd.TEST_FOLD, cfg)
+    """Read the test fold of a difference fold folder, returning the record and each record's L2 norm.
+
+    Norms are of pixels scaled to [0, 1], the scale of the saved reconstruction distances.
+    """
+    cfg = load_config(UCSD_CONFIG, [f"DATASET.PATH={folder}", "MODEL.INPUT_IMAGE_SIZE=32"])
+    try:
+        record = read_fold(folder, ucsd.TEST_FOLD, cfg)
+    except (FoldError, FileNotFoundError) as error:
+        raise SystemExit(f"--folds {folder}: cannot read its test fold ({str(error).rstrip('.')}). This check needs "
+                         f"folds written by partition_ucsd.py with VIDEO.INPUT differences, one channel and "
+                         f"MODEL.INPUT_IMAGE_SIZE 32") from error
+    settings = fold_settings(record)
+    if settings.get("input") != ucsd.INPUT_DIFFERENCES:
+        raise SystemExit(f"--folds {folder}: the records are VIDEO.INPUT {settings.get('input')!r}, but the L2 "
+                         f"norm measures motion only on 'differences' folds; partition with "
+                         f"--set VIDEO.INPUT=differences")
     pixels = record["images"].reshape(len(record["images"]), -1).astype(np.float64) / 255.0
     return record, np.sqrt((pixels ** 2).sum(axis=1))
+
+
+def describe_folds(record):
+    """Return the fold's grid, blur and gain as a short phrase for table titles."""
+    settings = fold_settings(record)
+    grid = "x".join(str(count) for count in settings.get("patch_grid", []))
+    return f"grid {grid}, blur {settings['difference_blur']:g}, gain {settings['difference_gain']:g}"
 
 
 def fold_norm_aucs(record, norms, sigma=SMOOTHING_SIGMA):
@@ -76,26 +109,32 @@ def fold_norm_aucs(record, norms, sigma=SMOOTHING_SIGMA):
     return micro_aucs(extras["clip"], extras["frame"], record["labels"], -norms, sigma)
 
 
+def busy_relative_error(norms, distances):
+    """Return the median of distance / norm over the BUSY_SHARE records of largest norm."""
+    busy = norms >= np.quantile(norms, 1.0 - BUSY_SHARE)
+    return float(np.median(distances[busy] / norms[busy]))
+
+
 def motion_check(norms, saved, sigma=SMOOTHING_SIGMA):
-    """Return how much of a run's reconstruction distance the records' L2 norms explain.
+    """Measure how much of a run's reconstruction distance the records' L2 norms explain.
 
     ``norms`` are the test records' L2 norms and ``saved`` the run's scores of the same records.
     The line is fitted by least squares over all test records, without their labels. The
-    returned dict contains ``correlation`` and ``slope`` of log distance against log norm and
-    ``relative_error``, the median distance / norm over the BUSY_SHARE records of largest norm.
-    Its ``aucs`` are the micro AUCs of the norm, of the run's score and of the distance's
-    residual from the line.
+    returned dict contains ``correlation`` and ``slope`` of log distance against log norm,
+    ``residual`` (log distance minus the line, per record) and ``relative_error`` (see
+    ``busy_relative_error``). Its ``aucs`` are the micro AUCs of the norm, of the run's score
+    and of the residual.
     """
     log_norm = np.log(norms + LOG_FLOOR)
     log_distance = np.log(saved["distance"] + LOG_FLOOR)
     slope, intercept = np.polyfit(log_norm, log_distance, 1)
     residual = log_distance - (slope * log_norm + intercept)
-    busy = norms >= np.quantile(norms, 1.0 - BUSY_SHARE)
     keys = (saved["clip"], saved["frame"], saved["label"])
     return {
         "correlation": float(np.corrcoef(log_norm, log_distance)[0, 1]),
         "slope": float(slope),
-        "relative_error": float(np.median(saved["distance"][busy] / norms[busy])),
+        "residual": residual,
+        "relative_error": busy_relative_error(norms, saved["distance"]),
         "aucs": {"L2 norm, no model": micro_aucs(*keys, -norms, sigma),
                  "run's score": micro_aucs(*keys, saved["score"], sigma),
                  "distance beyond the norm": micro_aucs(*keys, -residual, sigma)},
@@ -103,14 +142,32 @@ def motion_check(norms, saved, sigma=SMOOTHING_SIGMA):
 
 
 def check_same_records(record, saved, folds, scores):
-    """Exit unless the score file contains the test fold's records in the same order."""
+    """Exit unless the score file contains the test fold's records, in order and made the same way.
+
+    The run's config.yaml beside the score file names its VIDEO settings. Folds of another
+    blur or gain have the same records in the same order, so only those settings tell them apart.
+    """
     if "distance" not in saved:
-        raise SystemExit(f"{scores}: no 'distance' array; pass a video_scores_mul<m>.npz written by "
+        raise SystemExit(f"{scores}: no 'distance' array. Pass a video_scores_mul<m>.npz written by "
                          f"Testing_test_ucsd.py")
     for key in ("clip", "frame", "patch"):
         if not np.array_equal(record["extras"][key], saved[key]):
-            raise SystemExit(f"{scores}: its records differ from the test fold in {folds} in {key!r}; pass the "
+            raise SystemExit(f"{scores}: its records differ from the test fold in {folds} in {key!r}. Pass the "
                              f"folds that the run was trained and scored on")
+
+    config_path = os.path.join(os.path.dirname(os.path.abspath(scores)), "config.yaml")
+    if not os.path.isfile(config_path):
+        print(f"NOTE: {config_path} not found, so the fold settings are not compared with the run's",
+              file=sys.stderr)
+        return
+    with open(config_path, encoding="utf-8") as stream:
+        video = {**DEFAULT_VIDEO_SETTINGS, **((yaml.safe_load(stream) or {}).get("VIDEO") or {})}
+    settings = fold_settings(record)
+    differing = [f"VIDEO.{config_key} {settings.get(fold_key)!r} in the folds, {video.get(config_key)!r} in the run"
+                 for fold_key, config_key in MATCHED_SETTINGS if settings.get(fold_key) != video.get(config_key)]
+    if differing:
+        raise SystemExit(f"{scores}: the run was made from other folds than {folds} ({'; '.join(differing)}). "
+                         f"Pass the folds that the run was trained and scored on")
 
 
 def sigma_rows(saved):
@@ -225,13 +282,16 @@ def main():
     if not args.sigma > 0:
         parser.error(f"--sigma must be greater than 0, not {args.sigma:g}")
 
+    # The score file is read first, so that a wrong path stops the script before the long parts.
+    saved = load_scores(args.scores) if args.scores else None
     if args.folds:
         record, norms = read_test_norms(args.folds)
+        if saved is not None:
+            check_same_records(record, saved, args.folds, args.scores)
         aucs = fold_norm_aucs(record, norms, args.sigma)
-        print_table("L2 norm of each difference record, no model (micro AUC)", SCORE_VARIANTS,
-                    [[f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]])
+        print_table(f"L2 norm of each difference record ({describe_folds(record)}), no model (micro AUC)",
+                    SCORE_VARIANTS, [[f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]])
     if args.scores:
-        saved = load_scores(args.scores)
         print_table("GPND score smoothed with other sigmas (smoothed micro AUC)", ["sigma", "micro AUC"],
                     [[f"{sigma:g}", f"{auc:.4f}"] for sigma, auc in sigma_rows(saved)])
         original = micro_aucs(saved["clip"], saved["frame"], saved["label"], saved["score"], args.sigma)
@@ -240,14 +300,13 @@ def main():
                     [["as saved"] + [f"{original[variant]:.4f}" for variant in SCORE_VARIANTS],
                      ["standardised"] + [f"{standardised[variant]:.4f}" for variant in SCORE_VARIANTS]])
     if args.folds and args.scores:
-        check_same_records(record, saved, args.folds, args.scores)
         check = motion_check(norms, saved, args.sigma)
         print_table("Reconstruction distance against the record's L2 norm (log-log, all test records)",
                     ["correlation", "slope", f"median distance / norm, busiest {BUSY_SHARE:.0%}"],
                     [[f"{check['correlation']:.3f}", f"{check['slope']:.3f}", f"{check['relative_error']:.3f}"]])
         print_table("Motion against the model (micro AUC)", ["score"] + SCORE_VARIANTS,
                     [[name] + [f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]
-                     for name, aucs in check["aucs"].items()])
+                     for name, aucs in check["aucs"].items() if name != "L2 norm, no model"])
     if args.source:
         print_table("L2 norm of full-resolution differences per 60x60 patch (raw micro AUC)",
                     ["frame step", "micro AUC"], [[step, f"{auc:.4f}"] for step, auc in frame_step_rows(args.source)])

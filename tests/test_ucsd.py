@@ -103,6 +103,13 @@ def write_layout(root, train_clips=2, ground_truth=None, test_clips=2, masks=Tru
     return source
 
 
+# Frame records instead of the differences of configs/ucsd.yaml, whose blur and gain apply
+# to differences only.
+FRAME_INPUT = ["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_BLUR=0", "VIDEO.DIFFERENCE_GAIN=1"]
+# Differences without the blur and gain of configs/ucsd.yaml, as folds were made before those settings.
+SHARP_DIFFERENCES = ["VIDEO.DIFFERENCE_BLUR=0", "VIDEO.DIFFERENCE_GAIN=1"]
+
+
 def tiny_overrides(tmp_path, source, grid=(1, 1)):
     """Return config overrides for a seconds-long run on the synthetic data, all paths in tmp_path."""
     return [f"DATASET.SOURCE={source}", f"DATASET.PATH={tmp_path / 'folds'}",
@@ -347,6 +354,13 @@ def test_soften_differences_hand_case():
     assert not blurred[0].any()
 
 
+def test_soften_differences_keeps_borders():
+    # The blur repeats the border pixels beyond the edge, so a uniform patch stays uniform
+    # instead of darkening towards its border.
+    uniform = np.full((1, 1, 8, 8), 40, dtype=np.uint8)
+    assert np.array_equal(soften_differences(uniform, 2.0, 1.0), uniform)
+
+
 def test_soften_differences_gain_clips():
     patches = np.array([[[[10, 100], [0, 85]]]], dtype=np.uint8)
     assert soften_differences(patches, 0.0, 3.0).tolist() == [[[[30, 255], [0, 255]]]]
@@ -370,7 +384,10 @@ def test_load_ucsd_blurred_differences(tmp_path):
 
 @pytest.mark.parametrize("overrides, key", [
     (["VIDEO.DIFFERENCE_BLUR=-1"], "VIDEO.DIFFERENCE_BLUR"),
+    (["VIDEO.DIFFERENCE_BLUR=33"], "VIDEO.DIFFERENCE_BLUR = 33.0.*INPUT_IMAGE_SIZE \\(32\\)"),
+    (["VIDEO.DIFFERENCE_BLUR=.inf"], "VIDEO.DIFFERENCE_BLUR"),
     (["VIDEO.DIFFERENCE_GAIN=0"], "VIDEO.DIFFERENCE_GAIN"),
+    (["VIDEO.DIFFERENCE_GAIN=.inf"], "VIDEO.DIFFERENCE_GAIN = inf"),
     (["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_BLUR=1"], "VIDEO.INPUT = 'frames'.*DIFFERENCE_BLUR"),
     (["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_GAIN=2"], "VIDEO.INPUT = 'frames'.*DIFFERENCE_GAIN"),
 ])
@@ -402,8 +419,13 @@ def motion_records():
                 frames.append(frame)
                 patches.append(patch)
                 labels.append(label)
-                # Patch 0 carries the motion; patch 1 barely moves.
-                norms.append((0.5 if label else 0.1) if patch == 0 else 0.05)
+                # Patch 0 carries the motion, more of it in anomalous frames. Patch 1 barely moves.
+                if patch == 1:
+                    norms.append(0.05)
+                elif label:
+                    norms.append(0.5)
+                else:
+                    norms.append(0.1)
     return {"clip": np.array(clips), "frame": np.array(frames), "patch": np.array(patches),
             "label": np.array(labels)}, np.array(norms)
 
@@ -421,7 +443,9 @@ def test_motion_check_motion_only_distance():
     # beyond the norm: its residual is 0 everywhere, every frame ties and the AUC is 0.5.
     assert check["aucs"]["L2 norm, no model"]["raw"] == pytest.approx(1.0)
     assert check["aucs"]["run's score"]["raw"] == pytest.approx(1.0)
-    assert all(auc == pytest.approx(0.5) for auc in check["aucs"]["distance beyond the norm"].values())
+    # The distance explains nothing beyond the norm: the residual from the line is 0, up to
+    # rounding, everywhere.
+    assert np.allclose(check["residual"], 0.0, atol=1e-9)
 
 
 def test_motion_check_finds_extra_error():
@@ -432,9 +456,57 @@ def test_motion_check_finds_extra_error():
     saved["distance"] = 2 * norms + np.where((saved["patch"] == 1) & (saved["label"] == 1), 0.2, 0.0)
     saved["score"] = -saved["distance"]
     check = checks.motion_check(norms, saved, sigma=1.0)
-    busy = norms >= np.quantile(norms, 1.0 - checks.BUSY_SHARE)
-    assert check["relative_error"] == pytest.approx(np.median(saved["distance"][busy] / norms[busy]))
     assert check["aucs"]["distance beyond the norm"]["raw"] == pytest.approx(1.0)
+
+
+def test_relative_error_of_busiest_records():
+    checks = import_ped2_checks()
+    # Nine quiet records with an error of 3 times their norm and one busy record (the top 10 %)
+    # with an error of half its norm: only the busy one counts.
+    norms = np.array([0.1] * 9 + [1.0])
+    distances = np.array([0.3] * 9 + [0.5])
+    assert checks.busy_relative_error(norms, distances) == pytest.approx(0.5)
+
+
+def fold_record_and_scores(preprocessing):
+    extras = {"clip": np.array([1, 1]), "frame": np.array([1, 1]), "patch": np.array([0, 1])}
+    record = {"extras": extras, "preprocessing": preprocessing}
+    saved = {**extras, "distance": np.array([0.1, 0.2])}
+    return record, saved
+
+
+def test_motion_check_needs_matching_run(tmp_path):
+    checks = import_ped2_checks()
+    scores = tmp_path / "video_scores_mul0.2.npz"
+    (tmp_path / "config.yaml").write_text("VIDEO:\n  INPUT: differences\n  PATCH_GRID: [4, 6]\n")
+    # A run whose config.yaml predates the blur settings matches unblurred folds that predate them too.
+    record, saved = fold_record_and_scores({"input": "differences", "patch_grid": [4, 6]})
+    checks.check_same_records(record, saved, "folds", str(scores))
+
+    # Blurred folds have the same records in the same order, so only their settings differ.
+    record, saved = fold_record_and_scores({"input": "differences", "patch_grid": [4, 6],
+                                            "difference_blur": 1.0, "difference_gain": 3.0})
+    with pytest.raises(SystemExit, match="VIDEO.DIFFERENCE_BLUR 1.0 in the folds, 0.0 in the run"):
+        checks.check_same_records(record, saved, "folds", str(scores))
+
+    record, saved = fold_record_and_scores({"input": "differences", "patch_grid": [4, 6]})
+    saved["patch"] = np.array([1, 0])
+    with pytest.raises(SystemExit, match="differ from the test fold in folds in 'patch'"):
+        checks.check_same_records(record, saved, "folds", str(scores))
+    del saved["distance"]
+    with pytest.raises(SystemExit, match="no 'distance' array"):
+        checks.check_same_records(record, saved, "folds", str(scores))
+
+
+def test_motion_check_rejects_frame_folds(tmp_path, monkeypatch):
+    checks = import_ped2_checks()
+    source = write_layout(tmp_path / "raw")
+    overrides = tiny_overrides(tmp_path, source)
+    with pytest.raises(SystemExit, match="data_fold_1.pkl not found"):
+        checks.read_test_norms(str(tmp_path / "folds"))
+    run_partition(monkeypatch, UCSD_CONFIG, overrides + FRAME_INPUT)
+    with pytest.raises(SystemExit, match="VIDEO.INPUT 'frames'"):
+        checks.read_test_norms(str(tmp_path / "folds"))
 
 
 def test_two_channel_input_needs_two_channels(tmp_path):
@@ -753,7 +825,7 @@ def test_end_to_end_two_channel_input(tmp_path, monkeypatch):
 def test_folds_of_other_preprocessing_rejected(tmp_path, monkeypatch, caplog):
     source = write_layout(tmp_path / "raw")
     overrides = tiny_overrides(tmp_path, source)
-    run_partition(monkeypatch, UCSD_CONFIG, overrides + ["VIDEO.INPUT=frames"])
+    run_partition(monkeypatch, UCSD_CONFIG, overrides + FRAME_INPUT)
     with pytest.raises(SystemExit) as raised:
         video.train_driver(UCSD_CONFIG, driver_arguments(overrides + ["VIDEO.INPUT=differences"]))
     assert raised.value.code == 2
@@ -769,14 +841,14 @@ def test_folds_of_other_blur_rejected(tmp_path, monkeypatch):
                                                                  "VIDEO.DIFFERENCE_GAIN=2"]))
     with pytest.raises(FoldError, match="VIDEO.DIFFERENCE_BLUR 1.5 in the file, 0.0 in the config; "
                                         "VIDEO.DIFFERENCE_GAIN 2.0 in the file, 1.0 in the config"):
-        video.load_fixed_split(load_config(UCSD_CONFIG, overrides))
+        video.load_fixed_split(load_config(UCSD_CONFIG, overrides + SHARP_DIFFERENCES))
 
 
 def test_old_folds_match_defaults(tmp_path):
     # Folds written before VIDEO.DIFFERENCE_BLUR and VIDEO.DIFFERENCE_GAIN existed record neither.
-    # They were made without blur or gain, so they match the defaults and nothing else.
+    # They were made without blur or gain, so they match those settings and nothing else.
     source = write_layout(tmp_path / "raw")
-    overrides = tiny_overrides(tmp_path, source)
+    overrides = tiny_overrides(tmp_path, source) + SHARP_DIFFERENCES
     cfg = load_config(UCSD_CONFIG, overrides)
     loaded = load_ucsd_for_config(cfg)
     for fold, name in [(TRAIN_FOLD, "train"), (TEST_FOLD, "test")]:

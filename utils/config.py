@@ -9,6 +9,7 @@ file and the valid choices, and for an unknown key the closest known key.
 import copy
 import difflib
 import logging
+import math
 import os
 
 import yaml
@@ -136,7 +137,7 @@ DEFAULTS = {
         # model gets both what moves and what it looks like. Needs MODEL.INPUT_IMAGE_CHANNELS 2.
         "INPUT": "frames",
         # Standard deviation, in pixels of a patch, of a Gaussian blur applied to every difference
-        # patch; 0 keeps them sharp. Blurring turns one-pixel motion outlines into blobs that the
+        # patch (0 keeps them sharp). Blurring turns one-pixel motion outlines into blobs that the
         # decoder can reproduce. Only for VIDEO.INPUT "differences" and "frames_and_differences".
         "DIFFERENCE_BLUR": 0.0,
         # Factor applied to every difference patch after the blur, before rounding to 0..255
@@ -434,15 +435,19 @@ def _validate_video(cfg, source):
     grid = cfg.VIDEO.PATCH_GRID
     if len(grid) != 2 or any(isinstance(count, bool) or not isinstance(count, int) or count < 1 for count in grid):
         _fail(source, "VIDEO.PATCH_GRID", grid, "[rows, columns] with two integers of at least 1")
-    if not cfg.VIDEO.DIFFERENCE_BLUR >= 0:
-        _fail(source, "VIDEO.DIFFERENCE_BLUR", cfg.VIDEO.DIFFERENCE_BLUR, "a blur in pixels of 0 (none) or more")
-    if not cfg.VIDEO.DIFFERENCE_GAIN > 0:
-        _fail(source, "VIDEO.DIFFERENCE_GAIN", cfg.VIDEO.DIFFERENCE_GAIN, "a factor greater than 0 (1 leaves the "
-              "differences as they are)")
-    if cfg.VIDEO.INPUT == "frames" and (cfg.VIDEO.DIFFERENCE_BLUR != 0 or cfg.VIDEO.DIFFERENCE_GAIN != 1):
-        _fail(source, "VIDEO.INPUT", cfg.VIDEO.INPUT, "'differences' or 'frames_and_differences' when "
-              "VIDEO.DIFFERENCE_BLUR or VIDEO.DIFFERENCE_GAIN is set, because frame records have no differences; "
-              "or reset those two to 0 and 1")
+    blur, gain = cfg.VIDEO.DIFFERENCE_BLUR, cfg.VIDEO.DIFFERENCE_GAIN
+    # A sigma as large as the patch already flattens it to nearly its mean, so larger ones
+    # are typing errors.
+    if not 0 <= blur <= cfg.MODEL.INPUT_IMAGE_SIZE:
+        _fail(source, "VIDEO.DIFFERENCE_BLUR", blur, f"a blur in pixels from 0 (none) to MODEL.INPUT_IMAGE_SIZE "
+              f"({cfg.MODEL.INPUT_IMAGE_SIZE})")
+    if not 0 < gain < math.inf:
+        _fail(source, "VIDEO.DIFFERENCE_GAIN", gain, "a finite factor greater than 0 (1 leaves the differences "
+              "as they are)")
+    if cfg.VIDEO.INPUT == "frames" and (blur != 0 or gain != 1):
+        _fail(source, "VIDEO.INPUT", cfg.VIDEO.INPUT, f"'differences' or 'frames_and_differences' with "
+              f"VIDEO.DIFFERENCE_BLUR = {blur!r} and VIDEO.DIFFERENCE_GAIN = {gain!r}, because frame records "
+              f"have no differences to blur or scale. Otherwise set those two to 0.0 and 1.0")
     if not cfg.VIDEO.SMOOTHING_SIGMA > 0:
         _fail(source, "VIDEO.SMOOTHING_SIGMA", cfg.VIDEO.SMOOTHING_SIGMA, "a number of frames greater than 0")
     if cfg.VIDEO.ANIMATION_CLIP < 0:

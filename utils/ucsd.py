@@ -309,7 +309,7 @@ def soften_differences(patches, blur, gain):
     """Blur and scale uint8 difference patches (N, C, S, S), returning uint8 of the same shape.
 
     Each patch is smoothed on its own with a Gaussian of standard deviation ``blur`` pixels of
-    the patch (VIDEO.DIFFERENCE_BLUR; 0 skips it), multiplied by ``gain``
+    the patch (VIDEO.DIFFERENCE_BLUR, where 0 skips it), multiplied by ``gain``
     (VIDEO.DIFFERENCE_GAIN), rounded and clipped to [0, 255]. Smoothing turns the one-pixel
     outlines of a moving person into blobs that the decoder can reproduce. The gain then
     spreads the faint result over more of the uint8 range, so that rounding loses less.
