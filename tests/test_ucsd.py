@@ -388,8 +388,8 @@ def test_load_ucsd_blurred_differences(tmp_path):
     (["VIDEO.DIFFERENCE_BLUR=.inf"], "VIDEO.DIFFERENCE_BLUR"),
     (["VIDEO.DIFFERENCE_GAIN=0"], "VIDEO.DIFFERENCE_GAIN"),
     (["VIDEO.DIFFERENCE_GAIN=.inf"], "VIDEO.DIFFERENCE_GAIN = inf"),
-    (["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_BLUR=1"], "VIDEO.INPUT = 'frames'.*DIFFERENCE_BLUR"),
-    (["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_GAIN=2"], "VIDEO.INPUT = 'frames'.*DIFFERENCE_GAIN"),
+    (["VIDEO.INPUT=frames"], "VIDEO.DIFFERENCE_BLUR = 1.0.*VIDEO.INPUT 'frames'.*--set VIDEO.DIFFERENCE_BLUR=0"),
+    (["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_BLUR=0"], "VIDEO.DIFFERENCE_GAIN = 3.0.*VIDEO.INPUT 'frames'"),
 ])
 def test_config_invalid_difference_settings(overrides, key):
     with pytest.raises(ConfigError, match=key):
@@ -439,8 +439,7 @@ def test_motion_check_motion_only_distance():
     assert check["correlation"] == pytest.approx(1.0)
     assert check["slope"] == pytest.approx(1.0)
     assert check["relative_error"] == pytest.approx(1.0)
-    # The norm and the score separate the frames perfectly. The distance explains nothing
-    # beyond the norm: its residual is 0 everywhere, every frame ties and the AUC is 0.5.
+    # The norm and the score separate the frames perfectly.
     assert check["aucs"]["L2 norm, no model"]["raw"] == pytest.approx(1.0)
     assert check["aucs"]["run's score"]["raw"] == pytest.approx(1.0)
     # The distance explains nothing beyond the norm: the residual from the line is 0, up to
@@ -496,6 +495,27 @@ def test_motion_check_needs_matching_run(tmp_path):
     del saved["distance"]
     with pytest.raises(SystemExit, match="no 'distance' array"):
         checks.check_same_records(record, saved, "folds", str(scores))
+
+
+@pytest.mark.parametrize("preprocessing, message", [
+    ({"input": "frames_and_differences", "patch_grid": [4, 6]},
+     "VIDEO.INPUT 'frames_and_differences' in the folds, 'differences' in the run"),
+    ({"input": "differences", "patch_grid": [6, 9]}, r"VIDEO.PATCH_GRID \[6, 9\] in the folds, \[4, 6\] in the run"),
+])
+def test_motion_check_other_input_or_grid(tmp_path, preprocessing, message):
+    checks = import_ped2_checks()
+    (tmp_path / "config.yaml").write_text("VIDEO:\n  INPUT: differences\n  PATCH_GRID: [4, 6]\n")
+    record, saved = fold_record_and_scores(preprocessing)
+    with pytest.raises(SystemExit, match=message):
+        checks.check_same_records(record, saved, "folds", str(tmp_path / "video_scores_mul0.2.npz"))
+
+
+def test_motion_check_without_run_config(tmp_path, capsys):
+    # A score file copied away from its run folder cannot be compared, and the check reports that.
+    checks = import_ped2_checks()
+    record, saved = fold_record_and_scores({"input": "differences", "patch_grid": [4, 6]})
+    checks.check_same_records(record, saved, "folds", str(tmp_path / "video_scores_mul0.2.npz"))
+    assert "config.yaml not found, so the fold settings are not compared" in capsys.readouterr().err
 
 
 def test_motion_check_rejects_frame_folds(tmp_path, monkeypatch):

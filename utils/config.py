@@ -445,9 +445,10 @@ def _validate_video(cfg, source):
         _fail(source, "VIDEO.DIFFERENCE_GAIN", gain, "a finite factor greater than 0 (1 leaves the differences "
               "as they are)")
     if cfg.VIDEO.INPUT == "frames" and (blur != 0 or gain != 1):
-        _fail(source, "VIDEO.INPUT", cfg.VIDEO.INPUT, f"'differences' or 'frames_and_differences' with "
-              f"VIDEO.DIFFERENCE_BLUR = {blur!r} and VIDEO.DIFFERENCE_GAIN = {gain!r}, because frame records "
-              f"have no differences to blur or scale. Otherwise set those two to 0.0 and 1.0")
+        key, value = ("VIDEO.DIFFERENCE_BLUR", blur) if blur != 0 else ("VIDEO.DIFFERENCE_GAIN", gain)
+        _fail(source, key, value, "VIDEO.DIFFERENCE_BLUR 0.0 and VIDEO.DIFFERENCE_GAIN 1.0 with VIDEO.INPUT "
+              "'frames', because frame records have no differences to blur or scale (add --set "
+              "VIDEO.DIFFERENCE_BLUR=0 --set VIDEO.DIFFERENCE_GAIN=1, or use differences)")
     if not cfg.VIDEO.SMOOTHING_SIGMA > 0:
         _fail(source, "VIDEO.SMOOTHING_SIGMA", cfg.VIDEO.SMOOTHING_SIGMA, "a number of frames greater than 0")
     if cfg.VIDEO.ANIMATION_CLIP < 0:

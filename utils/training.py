@@ -367,8 +367,8 @@ def load_generator_and_encoder(cfg, model_files, device):
     encoder, generator, _, _ = build_networks(cfg)
     for network, path in zip((encoder, generator), model_files):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} not found; train the model first (Testing_train_{cfg.DATASET.NAME}.py or "
-                                    f"train_AAE.py) with the same config")
+            raise FileNotFoundError(f"{path} not found; train the model first (the data set's Testing_train_*.py "
+                                    f"driver or train_AAE.py) with the same config")
         try:
             network.load_state_dict(load_torch(path))
         except RuntimeError as error:
