@@ -58,6 +58,9 @@ BUSY_SHARE = 0.10
 # 4 x 6 and 712 of 108,540 (0.66 %) on blurred 6 x 9 patches, where these still patches all
 # share one log norm. Below ten times the floor lie 0.04 % and 0.68 % of the records.
 LOG_FLOOR = 1e-3
+# Rows of the motion check's AUCs that the other tables also print.
+NORM_ROW = "L2 norm, no model"
+SCORE_ROW = "run's score"
 # VIDEO settings that must agree between the folds and the run whose scores are checked,
 # as (key in the fold file, section key in the run's config.yaml).
 MATCHED_SETTINGS = [("input", "INPUT"), ("patch_grid", "PATCH_GRID"), ("difference_blur", "DIFFERENCE_BLUR"),
@@ -69,11 +72,6 @@ def micro_aucs(clips, frames, labels, patch_scores, sigma=SMOOTHING_SIGMA):
     frame = frame_scores_from_patches(clips, frames, labels, patch_scores)
     metrics, _ = evaluate_variants(frame["clip"], frame["frame"], frame["label"], frame["score"], sigma)
     return {variant: metrics[variant]["micro_auc"] for variant in SCORE_VARIANTS}
-
-
-def fold_settings(record):
-    """Return the VIDEO settings a fold record was made with, older files counting as the defaults."""
-    return {**ucsd.PREPROCESSING_DEFAULTS, **record.get("preprocessing", {})}
 
 
 def read_test_norms(folder):
@@ -88,10 +86,10 @@ def read_test_norms(folder):
         raise SystemExit(f"--folds {folder}: cannot read its test fold ({str(error).rstrip('.')}). This check needs "
                          f"folds written by partition_ucsd.py with VIDEO.INPUT differences, one channel and "
                          f"MODEL.INPUT_IMAGE_SIZE 32") from error
-    settings = fold_settings(record)
+    settings = ucsd.recorded_preprocessing(record)
     if settings.get("input") != ucsd.INPUT_DIFFERENCES:
         raise SystemExit(f"--folds {folder}: the records are VIDEO.INPUT {settings.get('input')!r}, but the L2 "
-                         f"norm measures motion only on 'differences' folds; partition with "
+                         f"norm measures motion only on 'differences' folds. Partition with "
                          f"--set VIDEO.INPUT=differences")
     pixels = record["images"].reshape(len(record["images"]), -1).astype(np.float64) / 255.0
     return record, np.sqrt((pixels ** 2).sum(axis=1))
@@ -99,7 +97,7 @@ def read_test_norms(folder):
 
 def describe_folds(record):
     """Return the fold's grid, blur and gain as a short phrase for table titles."""
-    settings = fold_settings(record)
+    settings = ucsd.recorded_preprocessing(record)
     grid = "x".join(str(count) for count in settings.get("patch_grid", []))
     return f"grid {grid}, blur {settings['difference_blur']:g}, gain {settings['difference_gain']:g}"
 
@@ -136,8 +134,8 @@ def motion_check(norms, saved, sigma=SMOOTHING_SIGMA):
         "slope": float(slope),
         "residual": residual,
         "relative_error": busy_relative_error(norms, saved["distance"]),
-        "aucs": {"L2 norm, no model": micro_aucs(*keys, -norms, sigma),
-                 "run's score": micro_aucs(*keys, saved["score"], sigma),
+        "aucs": {NORM_ROW: micro_aucs(*keys, -norms, sigma),
+                 SCORE_ROW: micro_aucs(*keys, saved["score"], sigma),
                  "distance beyond the norm": micro_aucs(*keys, -residual, sigma)},
     }
 
@@ -163,7 +161,7 @@ def check_same_records(record, saved, folds, scores):
         return
     with open(config_path, encoding="utf-8") as stream:
         video = {**DEFAULT_VIDEO_SETTINGS, **((yaml.safe_load(stream) or {}).get("VIDEO") or {})}
-    settings = fold_settings(record)
+    settings = ucsd.recorded_preprocessing(record)
     differing = [f"VIDEO.{config_key} {settings.get(fold_key)!r} in the folds, {video.get(config_key)!r} in the run"
                  for fold_key, config_key in MATCHED_SETTINGS if settings.get(fold_key) != video.get(config_key)]
     if differing:
@@ -285,29 +283,34 @@ def main():
 
     # The score file is read first, so that a wrong path stops the script before the long parts.
     saved = load_scores(args.scores) if args.scores else None
+    check = None
     if args.folds:
         record, norms = read_test_norms(args.folds)
         if saved is not None:
             check_same_records(record, saved, args.folds, args.scores)
-        aucs = fold_norm_aucs(record, norms, args.sigma)
+            check = motion_check(norms, saved, args.sigma)
+        # The motion check already computes the norm's AUCs and the run's.
+        aucs = check["aucs"][NORM_ROW] if check else fold_norm_aucs(record, norms, args.sigma)
         print_table(f"L2 norm of each difference record ({describe_folds(record)}), no model (micro AUC)",
                     SCORE_VARIANTS, [[f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]])
     if args.scores:
         print_table("GPND score smoothed with other sigmas (smoothed micro AUC)", ["sigma", "micro AUC"],
                     [[f"{sigma:g}", f"{auc:.4f}"] for sigma, auc in sigma_rows(saved)])
-        original = micro_aucs(saved["clip"], saved["frame"], saved["label"], saved["score"], args.sigma)
+        if check:
+            original = check["aucs"][SCORE_ROW]
+        else:
+            original = micro_aucs(saved["clip"], saved["frame"], saved["label"], saved["score"], args.sigma)
         standardised = position_standardised_aucs(saved, args.sigma)
         print_table("GPND score standardised per patch position (micro AUC)", ["score"] + SCORE_VARIANTS,
                     [["as saved"] + [f"{original[variant]:.4f}" for variant in SCORE_VARIANTS],
                      ["standardised"] + [f"{standardised[variant]:.4f}" for variant in SCORE_VARIANTS]])
-    if args.folds and args.scores:
-        check = motion_check(norms, saved, args.sigma)
+    if check:
         print_table("Reconstruction distance against the record's L2 norm (log-log, all test records)",
                     ["correlation", "slope", f"median distance / norm, busiest {BUSY_SHARE:.0%}"],
                     [[f"{check['correlation']:.3f}", f"{check['slope']:.3f}", f"{check['relative_error']:.3f}"]])
         print_table("Motion against the model (micro AUC)", ["score"] + SCORE_VARIANTS,
                     [[name] + [f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS]
-                     for name, aucs in check["aucs"].items() if name != "L2 norm, no model"])
+                     for name, aucs in check["aucs"].items() if name != NORM_ROW])
     if args.source:
         print_table("L2 norm of full-resolution differences per 60x60 patch (raw micro AUC)",
                     ["frame step", "micro AUC"], [[step, f"{auc:.4f}"] for step, auc in frame_step_rows(args.source)])

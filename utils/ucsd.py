@@ -328,7 +328,7 @@ def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES, difference_
     ``input_mode`` is VIDEO.INPUT: the frames themselves, their differences to the previous
     frame (``frame_differences``, taken at frame resolution before the patches are cut), or
     both as channels 0 and 1 of a two-channel record (``channels`` must then be 2). Difference
-    patches are then blurred and scaled by ``soften_differences``; frame patches are not.
+    patches are then blurred and scaled by ``soften_differences``, and frame patches are not.
     Patches are ordered by frame, then row-major within the frame. All frames of a clip must
     have the same size.
     """
@@ -475,6 +475,11 @@ def preprocessing_settings(cfg):
     """Return the VIDEO settings that shape a fold's records, stored in and checked against fold files."""
     return {"input": cfg.VIDEO.INPUT, "patch_grid": list(cfg.VIDEO.PATCH_GRID),
             "difference_blur": float(cfg.VIDEO.DIFFERENCE_BLUR), "difference_gain": float(cfg.VIDEO.DIFFERENCE_GAIN)}
+
+
+def recorded_preprocessing(record):
+    """Return the VIDEO settings a fold record was made with, filling PREPROCESSING_DEFAULTS for older files."""
+    return {**PREPROCESSING_DEFAULTS, **record.get("preprocessing", {})}
 
 
 def write_ucsd_folds(cfg, folder, loaded):

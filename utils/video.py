@@ -39,7 +39,7 @@ from utils.runtime import model_paths, prepare_device, results_csv_path, run_dir
 from utils.scoring import fit_statistics, score_images
 from utils.training import check_trained_with, load_generator_and_encoder, train_model
 from utils.ucsd import (ANOMALOUS_LABEL, EXTRAS_NAMES, INLIER_SET_INDEX, NORMAL_LABEL, TEST_FOLD, TRAIN_FOLD,
-                        PREPROCESSING_DEFAULTS, preprocessing_settings, test_clip_name)
+                        preprocessing_settings, recorded_preprocessing, test_clip_name)
 from utils.video_metrics import METRIC_NAMES, SCORE_VARIANTS, evaluate_variants, frame_scores_from_patches
 from utils.video_plots import patch_mosaic, save_clip_animation, save_clip_score_plot
 
@@ -67,8 +67,7 @@ def load_fixed_split(cfg):
         if missing:
             raise FoldError(f"{path}: the record has no {', '.join(missing)} extras; re-run partition_ucsd.py")
         expected = preprocessing_settings(cfg)
-        stored = record.get("preprocessing", {})
-        recorded = {**PREPROCESSING_DEFAULTS, **stored}
+        recorded = recorded_preprocessing(record)
         differing = [f"VIDEO.{key.upper()} {recorded.get(key, 'not recorded')!r} in the file, {value!r} in the config"
                      for key, value in expected.items() if recorded.get(key) != value]
         if differing:
