@@ -408,7 +408,7 @@ def import_ped2_checks():
 
 
 def motion_records():
-    """Two clips of 6 frames with 2 patches each; the anomalous frames have the most motion."""
+    """Return records of two clips of 6 frames with 2 patches each, where anomalous frames move most."""
     anomalous_frames = {1: {3, 4}, 2: {2, 3, 4, 5}}
     clips, frames, patches, labels, norms = [], [], [], [], []
     for clip, anomalous in anomalous_frames.items():

@@ -436,8 +436,8 @@ def _validate_video(cfg, source):
     if len(grid) != 2 or any(isinstance(count, bool) or not isinstance(count, int) or count < 1 for count in grid):
         _fail(source, "VIDEO.PATCH_GRID", grid, "[rows, columns] with two integers of at least 1")
     blur, gain = cfg.VIDEO.DIFFERENCE_BLUR, cfg.VIDEO.DIFFERENCE_GAIN
-    # A sigma as large as the patch already flattens it to nearly its mean, so larger ones
-    # are typing errors.
+    # A sigma as large as the patch already flattens it to nearly its mean, so a larger one is
+    # most likely a typing error.
     if not 0 <= blur <= cfg.MODEL.INPUT_IMAGE_SIZE:
         _fail(source, "VIDEO.DIFFERENCE_BLUR", blur, f"a blur in pixels from 0 (none) to MODEL.INPUT_IMAGE_SIZE "
               f"({cfg.MODEL.INPUT_IMAGE_SIZE})")
