@@ -6,8 +6,9 @@ score = least likely patch, as in ``utils/video.py``):
     --folds DIR     difference folds at 32x32 (any patch grid, blur and gain): the L2 norm of
                     each test record, no model, as an anomaly score, all four variants
     --scores NPZ    a run's video_scores_mul<m>.npz: GPND's score smoothed with other sigmas,
-                    and the score standardised per patch position with the statistics of the
-                    normal test frames (an upper bound for that idea, not a usable detector)
+                    the score standardised per patch position with the statistics of the
+                    normal test frames (an upper bound for that idea, not a usable detector),
+                    and each term of the score alone and the score without the Jacobian term
     --source DIR    the UCSDped2 folder: the L2 norm of full-resolution differences over 1, 2
                     and 3 frames, per 60x60 patch
     --ensemble NPZ NPZ ...
@@ -186,6 +187,27 @@ def position_standardised_aucs(saved, sigma=SMOOTHING_SIGMA):
     return micro_aucs(saved["clip"], saved["frame"], saved["label"], standardised, sigma)
 
 
+# The terms of GPND's score as a video_scores_mul<m>.npz stores them (utils/scoring.py), with
+# the names of their table rows. The saved score is their sum.
+SCORE_TERMS = [("latent", "latent term"), ("reconstruction", "reconstruction term"), ("jacobian", "Jacobian term")]
+NO_JACOBIAN_ROW = "latent + reconstruction"
+
+
+def term_rows(saved, sigma=SMOOTHING_SIGMA):
+    """Return (row name, micro AUCs) of each score term, of the score without the Jacobian term and of the score.
+
+    A term that a run switched off (TEST.USE_*_TERM false) is saved as zeros and left out, since a
+    constant ranks nothing. Score files without the term arrays give no rows.
+    """
+    if any(key not in saved for key, _ in SCORE_TERMS):
+        return []
+    keys = (saved["clip"], saved["frame"], saved["label"])
+    rows = [(name, micro_aucs(*keys, saved[key], sigma)) for key, name in SCORE_TERMS if np.any(saved[key])]
+    rows.append((NO_JACOBIAN_ROW, micro_aucs(*keys, saved["latent"] + saved["reconstruction"], sigma)))
+    rows.append((SCORE_ROW, micro_aucs(*keys, saved["score"], sigma)))
+    return rows
+
+
 # Arrays of a video_scores_mul<m>.npz that the checks read.
 SCORE_FILE_KEYS = ("clip", "frame", "patch", "label", "score")
 
@@ -304,6 +326,11 @@ def main():
         print_table("GPND score standardised per patch position (micro AUC)", ["score"] + SCORE_VARIANTS,
                     [["as saved"] + [f"{original[variant]:.4f}" for variant in SCORE_VARIANTS],
                      ["standardised"] + [f"{standardised[variant]:.4f}" for variant in SCORE_VARIANTS]])
+        terms = term_rows(saved, args.sigma)
+        if terms:
+            print_table("Each term of GPND's score alone and without the Jacobian term (micro AUC)",
+                        ["score"] + SCORE_VARIANTS,
+                        [[name] + [f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS] for name, aucs in terms])
     if check:
         print_table("Reconstruction distance against the record's L2 norm (log-log, all test records)",
                     ["correlation", "slope", f"median distance / norm, busiest {BUSY_SHARE:.0%}"],

@@ -467,6 +467,30 @@ def test_relative_error_of_busiest_records():
     assert checks.busy_relative_error(norms, distances) == pytest.approx(0.5)
 
 
+def test_score_terms_alone():
+    checks = import_ped2_checks()
+    saved, norms = motion_records()
+    # The latent term ranks the frames right and the Jacobian term of the moving patch 0 the
+    # wrong way round. Patch 1's Jacobian term (10.0) is above patch 0's in every frame, so
+    # patch 0 sets the frame's minimum. The reconstruction term is switched off (zeros), so it
+    # gets no row.
+    saved["latent"] = -norms
+    saved["reconstruction"] = np.zeros_like(norms)
+    saved["jacobian"] = np.where(saved["patch"] == 0, 10 * norms, 10.0)
+    saved["score"] = saved["latent"] + saved["reconstruction"] + saved["jacobian"]
+    rows = dict(checks.term_rows(saved, sigma=1.0))
+    assert list(rows) == ["latent term", "Jacobian term", "latent + reconstruction", "run's score"]
+    assert rows["latent term"]["raw"] == pytest.approx(1.0)
+    assert rows["Jacobian term"]["raw"] == pytest.approx(0.0)
+    assert rows["latent + reconstruction"]["raw"] == pytest.approx(1.0)
+    # The sum follows the larger Jacobian term.
+    assert rows["run's score"]["raw"] == pytest.approx(0.0)
+
+    # Score files without the term arrays give no rows.
+    del saved["jacobian"]
+    assert checks.term_rows(saved, sigma=1.0) == []
+
+
 def fold_record_and_scores(preprocessing):
     extras = {"clip": np.array([1, 1]), "frame": np.array([1, 1]), "patch": np.array([0, 1])}
     record = {"extras": extras, "preprocessing": preprocessing}
