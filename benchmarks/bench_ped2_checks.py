@@ -9,6 +9,7 @@ score = least likely patch, as in ``utils/video.py``):
                     the score standardised per patch position with the statistics of the
                     normal test frames (an upper bound for that idea, not a usable detector),
                     and each term of the score alone and the score without the Jacobian term
+                    (terms that the run switched off are left out)
     --source DIR    the UCSDped2 folder: the L2 norm of full-resolution differences over 1, 2
                     and 3 frames, per 60x60 patch
     --ensemble NPZ NPZ ...
@@ -197,13 +198,17 @@ def term_rows(saved, sigma=SMOOTHING_SIGMA):
     """Return (row name, micro AUCs) of each score term, of the score without the Jacobian term and of the score.
 
     A term that a run switched off (TEST.USE_*_TERM false) is saved as zeros and left out, since a
-    constant ranks nothing. Score files without the term arrays give no rows.
+    constant ranks nothing. The row without the Jacobian term needs all three terms, because
+    otherwise it is constant or repeats another row. Score files without the term arrays give
+    no rows.
     """
     if any(key not in saved for key, _ in SCORE_TERMS):
         return []
     keys = (saved["clip"], saved["frame"], saved["label"])
-    rows = [(name, micro_aucs(*keys, saved[key], sigma)) for key, name in SCORE_TERMS if np.any(saved[key])]
-    rows.append((NO_JACOBIAN_ROW, micro_aucs(*keys, saved["latent"] + saved["reconstruction"], sigma)))
+    active = [(key, name) for key, name in SCORE_TERMS if np.any(saved[key])]
+    rows = [(name, micro_aucs(*keys, saved[key], sigma)) for key, name in active]
+    if len(active) == len(SCORE_TERMS):
+        rows.append((NO_JACOBIAN_ROW, micro_aucs(*keys, saved["latent"] + saved["reconstruction"], sigma)))
     rows.append((SCORE_ROW, micro_aucs(*keys, saved["score"], sigma)))
     return rows
 
@@ -328,7 +333,8 @@ def main():
                      ["standardised"] + [f"{standardised[variant]:.4f}" for variant in SCORE_VARIANTS]])
         terms = term_rows(saved, args.sigma)
         if terms:
-            print_table("Each term of GPND's score alone and without the Jacobian term (micro AUC)",
+            print_table("Each score term alone, the score without the Jacobian term, and the run's score "
+                        "(micro AUC)",
                         ["score"] + SCORE_VARIANTS,
                         [[name] + [f"{aucs[variant]:.4f}" for variant in SCORE_VARIANTS] for name, aucs in terms])
     if check:

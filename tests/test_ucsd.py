@@ -470,21 +470,50 @@ def test_relative_error_of_busiest_records():
 def test_score_terms_alone():
     checks = import_ped2_checks()
     saved, norms = motion_records()
-    # The latent term ranks the frames right and the Jacobian term of the moving patch 0 the
-    # wrong way round. Patch 1's Jacobian term (10.0) is above patch 0's in every frame, so
-    # patch 0 sets the frame's minimum. The reconstruction term is switched off (zeros), so it
-    # gets no row.
-    saved["latent"] = -norms
-    saved["reconstruction"] = np.zeros_like(norms)
-    saved["jacobian"] = np.where(saved["patch"] == 0, 10 * norms, 10.0)
+    moving = saved["patch"] == 0
+    # On the moving patch 0, the latent and Jacobian terms rank the frames right and the
+    # reconstruction term the wrong way round. Patch 1's terms are higher in every frame, so
+    # patch 0 sets each frame's minimum. The reconstruction term outweighs the latent term, and
+    # the Jacobian term outweighs both.
+    saved["latent"] = np.where(moving, -norms, 0.0)
+    saved["reconstruction"] = np.where(moving, 2 * norms, 5.0)
+    saved["jacobian"] = np.where(moving, -10 * norms, 10.0)
     saved["score"] = saved["latent"] + saved["reconstruction"] + saved["jacobian"]
     rows = dict(checks.term_rows(saved, sigma=1.0))
-    assert list(rows) == ["latent term", "Jacobian term", "latent + reconstruction", "run's score"]
+    assert list(rows) == ["latent term", "reconstruction term", "Jacobian term", "latent + reconstruction",
+                          "run's score"]
     assert rows["latent term"]["raw"] == pytest.approx(1.0)
-    assert rows["Jacobian term"]["raw"] == pytest.approx(0.0)
-    assert rows["latent + reconstruction"]["raw"] == pytest.approx(1.0)
-    # The sum follows the larger Jacobian term.
-    assert rows["run's score"]["raw"] == pytest.approx(0.0)
+    assert rows["reconstruction term"]["raw"] == pytest.approx(0.0)
+    assert rows["Jacobian term"]["raw"] == pytest.approx(1.0)
+    assert rows["latent + reconstruction"]["raw"] == pytest.approx(0.0)
+    assert rows["run's score"]["raw"] == pytest.approx(1.0)
+
+    # The sigma reaches the smoothed variants: wider smoothing lowers the latent term's AUC.
+    keys = (saved["clip"], saved["frame"], saved["label"])
+    wide = dict(checks.term_rows(saved, sigma=2.0))
+    expected = checks.micro_aucs(*keys, saved["latent"], sigma=2.0)["smoothed"]
+    assert expected < 1.0
+    assert wide["latent term"]["smoothed"] == pytest.approx(expected)
+    assert rows["latent term"]["smoothed"] == pytest.approx(1.0)
+
+
+def test_score_terms_switched_off():
+    checks = import_ped2_checks()
+    saved, norms = motion_records()
+    # Only the Jacobian term is on: the switched-off terms and their constant sum get no row.
+    saved["latent"] = np.zeros_like(norms)
+    saved["reconstruction"] = np.zeros_like(norms)
+    saved["jacobian"] = -norms
+    saved["score"] = saved["jacobian"].copy()
+    assert [name for name, _ in checks.term_rows(saved, sigma=1.0)] == ["Jacobian term", "run's score"]
+
+    # Without the Jacobian term, the latent + reconstruction row would repeat the run's score.
+    saved["latent"] = -norms
+    saved["reconstruction"] = -norms
+    saved["jacobian"] = np.zeros_like(norms)
+    saved["score"] = saved["latent"] + saved["reconstruction"]
+    names = [name for name, _ in checks.term_rows(saved, sigma=1.0)]
+    assert names == ["latent term", "reconstruction term", "run's score"]
 
     # Score files without the term arrays give no rows.
     del saved["jacobian"]

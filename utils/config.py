@@ -64,8 +64,9 @@ DEFAULTS = {
         "BASE_LEARNING_RATE": 0.002,
         "ADAM_BETA1": 0.5,
         "ADAM_BETA2": 0.999,
-        # The learning rate of every optimiser is divided by LR_DECAY_FACTOR every
-        # LR_DECAY_EPOCHS epochs.
+        # The learning rate of every optimiser is divided by LR_DECAY_FACTOR from epoch
+        # LR_DECAY_EPOCHS on (epochs counted from 1, as the logs print them), and again at each
+        # further multiple of LR_DECAY_EPOCHS. So LR_DECAY_EPOCHS - 1 epochs run at the base rate.
         "LR_DECAY_EPOCHS": 30,
         "LR_DECAY_FACTOR": 4.0,
         # Weights of the two terms of the encoder+decoder update.
