@@ -32,17 +32,14 @@ import os
 import sys
 
 import numpy as np
-import yaml
 
 from common import REPO_ROOT, print_table
 from utils import ucsd
-from utils.config import DEFAULTS, load_config
+from utils.config import ConfigError, load_config
 from utils.folds import FoldError, read_fold
 from utils.video_metrics import SCORE_VARIANTS, evaluate_variants, frame_scores_from_patches
 
 UCSD_CONFIG = os.path.join(REPO_ROOT, "configs", "ucsd.yaml")
-# VIDEO settings of a run whose config.yaml predates a key, as in utils/config.py's DEFAULTS.
-DEFAULT_VIDEO_SETTINGS = dict(DEFAULTS["VIDEO"])
 # The smoothing sigma of configs/ucsd.yaml, the default of --sigma.
 SMOOTHING_SIGMA = 3.0
 SIGMAS = [1.0, 2.0, 3.0, 5.0, 8.0, 12.0]
@@ -63,10 +60,6 @@ LOG_FLOOR = 1e-3
 # Rows of the motion check's AUCs that the other tables also print.
 NORM_ROW = "L2 norm, no model"
 SCORE_ROW = "run's score"
-# VIDEO settings that must agree between the folds and the run whose scores are checked,
-# as (key in the fold file, section key in the run's config.yaml).
-MATCHED_SETTINGS = [("input", "INPUT"), ("patch_grid", "PATCH_GRID"), ("difference_blur", "DIFFERENCE_BLUR"),
-                    ("difference_gain", "DIFFERENCE_GAIN")]
 
 
 def micro_aucs(clips, frames, labels, patch_scores, sigma=SMOOTHING_SIGMA):
@@ -161,11 +154,14 @@ def check_same_records(record, saved, folds, scores):
         print(f"NOTE: {config_path} not found, so the fold settings are not compared with the run's",
               file=sys.stderr)
         return
-    with open(config_path, encoding="utf-8") as stream:
-        video = {**DEFAULT_VIDEO_SETTINGS, **((yaml.safe_load(stream) or {}).get("VIDEO") or {})}
-    settings = ucsd.recorded_preprocessing(record)
-    differing = [f"VIDEO.{config_key} {settings.get(fold_key)!r} in the folds, {video.get(config_key)!r} in the run"
-                 for fold_key, config_key in MATCHED_SETTINGS if settings.get(fold_key) != video.get(config_key)]
+    try:
+        run_settings = ucsd.preprocessing_settings(load_config(config_path))
+    except ConfigError as error:
+        raise SystemExit(f"{config_path}: invalid run config ({error}). Pass the score file of a run whose "
+                         f"config.yaml this version of the project can load") from error
+    recorded = ucsd.recorded_preprocessing(record)
+    differing = [f"VIDEO.{key.upper()} {recorded.get(key)!r} in the folds, {value!r} in the run"
+                 for key, value in run_settings.items() if recorded.get(key) != value]
     if differing:
         raise SystemExit(f"{scores}: the run was made from other folds than {folds} ({'; '.join(differing)}). "
                          f"Pass the folds that the run was trained and scored on")
@@ -194,13 +190,13 @@ SCORE_TERMS = [("latent", "latent term"), ("reconstruction", "reconstruction ter
 NO_JACOBIAN_ROW = "latent + reconstruction"
 
 
-def term_rows(saved, sigma=SMOOTHING_SIGMA):
+def term_rows(saved, sigma=SMOOTHING_SIGMA, score_aucs=None):
     """Return (row name, micro AUCs) of each score term, of the score without the Jacobian term and of the score.
 
     A term that a run switched off (TEST.USE_*_TERM false) is saved as zeros and left out, since a
     constant ranks nothing. The row without the Jacobian term needs all three terms, because
     otherwise it is constant or repeats another row. Score files without the term arrays give
-    no rows.
+    no rows. ``score_aucs`` are the score's micro AUCs when the caller has them already.
     """
     if any(key not in saved for key, _ in SCORE_TERMS):
         return []
@@ -209,7 +205,9 @@ def term_rows(saved, sigma=SMOOTHING_SIGMA):
     rows = [(name, micro_aucs(*keys, saved[key], sigma)) for key, name in active]
     if len(active) == len(SCORE_TERMS):
         rows.append((NO_JACOBIAN_ROW, micro_aucs(*keys, saved["latent"] + saved["reconstruction"], sigma)))
-    rows.append((SCORE_ROW, micro_aucs(*keys, saved["score"], sigma)))
+    if score_aucs is None:
+        score_aucs = micro_aucs(*keys, saved["score"], sigma)
+    rows.append((SCORE_ROW, score_aucs))
     return rows
 
 
@@ -331,7 +329,7 @@ def main():
         print_table("GPND score standardised per patch position (micro AUC)", ["score"] + SCORE_VARIANTS,
                     [["as saved"] + [f"{original[variant]:.4f}" for variant in SCORE_VARIANTS],
                      ["standardised"] + [f"{standardised[variant]:.4f}" for variant in SCORE_VARIANTS]])
-        terms = term_rows(saved, args.sigma)
+        terms = term_rows(saved, args.sigma, original)
         if terms:
             print_table("Each score term alone, the score without the Jacobian term, and the run's score "
                         "(micro AUC)",
