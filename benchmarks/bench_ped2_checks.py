@@ -3,8 +3,9 @@
 Each part runs when its input is given and prints micro AUCs (anomalous frames positive, frame
 score = least likely patch, as in ``utils/video.py``):
 
-    --folds DIR     difference folds at 32x32 (any patch grid, blur and gain): the L2 norm of
-                    each test record, no model, as an anomaly score, all four variants
+    --folds DIR     difference folds at 32x32 (any patch grid, blur and gain; of difference
+                    pairs, channel 0): the L2 norm of each test record, no model, as an
+                    anomaly score, all four variants
     --scores NPZ    a run's video_scores_mul<m>.npz: GPND's score smoothed with other sigmas,
                     the score standardised per patch position with the statistics of the
                     normal test frames (an upper bound for that idea, not a usable detector),
@@ -40,6 +41,10 @@ from utils.folds import FoldError, read_fold
 from utils.video_metrics import SCORE_VARIANTS, evaluate_variants, frame_scores_from_patches
 
 UCSD_CONFIG = os.path.join(REPO_ROOT, "configs", "ucsd.yaml")
+# VIDEO.INPUT values whose channel 0 is a frame difference, so that its norm measures motion.
+NORM_INPUTS = (ucsd.INPUT_DIFFERENCES, ucsd.INPUT_DIFFERENCE_PAIRS)
+# Channel count of the records of each of those inputs, the key of the config that reads them.
+NORM_INPUT_CHANNELS = {1: ucsd.INPUT_DIFFERENCES, 2: ucsd.INPUT_DIFFERENCE_PAIRS}
 # The smoothing sigma of configs/ucsd.yaml, the default of --sigma.
 SMOOTHING_SIGMA = 3.0
 SIGMAS = [1.0, 2.0, 3.0, 5.0, 8.0, 12.0]
@@ -72,29 +77,42 @@ def micro_aucs(clips, frames, labels, patch_scores, sigma=SMOOTHING_SIGMA):
 def read_test_norms(folder):
     """Read the test fold of a difference fold folder, returning the record and each record's L2 norm.
 
-    Norms are of pixels scaled to [0, 1], the scale of the saved reconstruction distances.
+    Norms are of pixels scaled to [0, 1], the scale of the saved reconstruction distances. On
+    "difference_pairs" folds the norm is that of channel 0, the difference of the record's own
+    frame, so that it measures the same motion as on "differences" folds.
     """
-    cfg = load_config(UCSD_CONFIG, [f"DATASET.PATH={folder}", "MODEL.INPUT_IMAGE_SIZE=32"])
-    try:
-        record = read_fold(folder, ucsd.TEST_FOLD, cfg)
-    except (FoldError, FileNotFoundError) as error:
-        raise SystemExit(f"--folds {folder}: cannot read its test fold ({str(error).rstrip('.')}). This check needs "
-                         f"folds written by partition_ucsd.py with VIDEO.INPUT differences, one channel and "
-                         f"MODEL.INPUT_IMAGE_SIZE 32") from error
+    # read_fold checks the records' channel count against the config, so each channel count
+    # of NORM_INPUTS is tried in turn.
+    for channels in NORM_INPUT_CHANNELS:
+        cfg = load_config(UCSD_CONFIG, [f"DATASET.PATH={folder}", "MODEL.INPUT_IMAGE_SIZE=32",
+                                        f"MODEL.INPUT_IMAGE_CHANNELS={channels}",
+                                        f"VIDEO.INPUT={NORM_INPUT_CHANNELS[channels]}"])
+        try:
+            record = read_fold(folder, ucsd.TEST_FOLD, cfg)
+            break
+        except (FoldError, FileNotFoundError) as error:
+            problem = error
+    else:
+        raise SystemExit(f"--folds {folder}: cannot read its test fold ({str(problem).rstrip('.')}). This check "
+                         f"needs folds written by partition_ucsd.py with VIDEO.INPUT differences or "
+                         f"difference_pairs and MODEL.INPUT_IMAGE_SIZE 32")
     settings = ucsd.recorded_preprocessing(record)
-    if settings.get("input") != ucsd.INPUT_DIFFERENCES:
+    if settings.get("input") not in NORM_INPUTS:
         raise SystemExit(f"--folds {folder}: the records are VIDEO.INPUT {settings.get('input')!r}, but the L2 "
-                         f"norm measures motion only on 'differences' folds. Partition with "
+                         f"norm measures motion only on folds of {' or '.join(NORM_INPUTS)}. Partition with "
                          f"--set VIDEO.INPUT=differences")
-    pixels = record["images"].reshape(len(record["images"]), -1).astype(np.float64) / 255.0
+    # (N, C, S, S) -> channel 0 only -> (N, S * S)
+    differences = record["images"][:, 0]
+    pixels = differences.reshape(len(differences), -1).astype(np.float64) / 255.0
     return record, np.sqrt((pixels ** 2).sum(axis=1))
 
 
 def describe_folds(record):
-    """Return the fold's grid, blur and gain as a short phrase for table titles."""
+    """Return the fold's grid, threshold, blur and gain as a short phrase for table titles."""
     settings = ucsd.recorded_preprocessing(record)
     grid = "x".join(str(count) for count in settings.get("patch_grid", []))
-    return f"grid {grid}, blur {settings['difference_blur']:g}, gain {settings['difference_gain']:g}"
+    return (f"grid {grid}, threshold {settings['difference_threshold']}, blur {settings['difference_blur']:g}, "
+            f"gain {settings['difference_gain']:g}")
 
 
 def fold_norm_aucs(record, norms, sigma=SMOOTHING_SIGMA):

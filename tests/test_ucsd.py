@@ -23,7 +23,7 @@ from utils.partition import partition_main
 from utils.training import SettingsMismatchError
 from utils.ucsd import (TEST_FOLD, TRAIN_FOLD, UcsdError, check_frame_numbers, frame_differences,
                         list_numbered_images, load_ucsd, load_ucsd_for_config, parse_ground_truth, patch_boxes,
-                        soften_differences, write_ucsd_folds)
+                        preprocessing_settings, soften_differences, write_ucsd_folds)
 from utils import video
 from utils.video_metrics import (equal_error_rate, evaluate_variants, frame_level_metrics,
                                  frame_scores_from_patches, normalise_per_clip, smooth_per_clip)
@@ -103,11 +103,13 @@ def write_layout(root, train_clips=2, ground_truth=None, test_clips=2, masks=Tru
     return source
 
 
-# Frame records instead of the differences of configs/ucsd.yaml, whose blur and gain apply
-# to differences only.
-FRAME_INPUT = ["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_BLUR=0", "VIDEO.DIFFERENCE_GAIN=1"]
-# Differences without the blur and gain of configs/ucsd.yaml, as folds were made before those settings.
-SHARP_DIFFERENCES = ["VIDEO.DIFFERENCE_BLUR=0", "VIDEO.DIFFERENCE_GAIN=1"]
+# Frame records instead of the differences of configs/ucsd.yaml, whose threshold, blur and gain
+# apply to differences only.
+FRAME_INPUT = ["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_THRESHOLD=0", "VIDEO.DIFFERENCE_BLUR=0",
+               "VIDEO.DIFFERENCE_GAIN=1"]
+# Differences without the threshold, blur and gain of configs/ucsd.yaml, as folds were made
+# before those settings.
+SHARP_DIFFERENCES = ["VIDEO.DIFFERENCE_THRESHOLD=0", "VIDEO.DIFFERENCE_BLUR=0", "VIDEO.DIFFERENCE_GAIN=1"]
 
 
 def tiny_overrides(tmp_path, source, grid=(1, 1)):
@@ -301,6 +303,16 @@ def test_frame_differences_hand_case():
     assert np.asarray(frame_differences(frames[:1])[0]).tolist() == [[0, 0]]
 
 
+def test_frame_differences_threshold():
+    frames = [Image.fromarray(np.array([[10, 200, 0]], dtype=np.uint8)),
+              Image.fromarray(np.array([[30, 150, 40]], dtype=np.uint8)),
+              Image.fromarray(np.array([[30, 255, 81]], dtype=np.uint8))]
+    # Differences [20, 50, 40] and [0, 105, 41]: above 40 a pixel moves (255), at 40 it does not.
+    masks = [np.asarray(frame).tolist() for frame in frame_differences(frames, threshold=40)]
+    assert masks == [[[0, 255, 0]], [[0, 255, 0]], [[0, 255, 255]]]
+    assert all(frame.mode == "L" for frame in frame_differences(frames, threshold=40))
+
+
 def test_load_ucsd_differences(tmp_path):
     source = write_layout(tmp_path)
     frames = load_ucsd(str(source), 1, FRAME_SIZE, [1, 1])["test"]
@@ -326,6 +338,37 @@ def test_load_ucsd_frames_and_differences(tmp_path):
     assert np.array_equal(both[0][:, 1:], differences[0])
     assert np.array_equal(both[1], frames[1])
     assert all(np.array_equal(both[2][name], frames[2][name]) for name in frames[2])
+
+
+@pytest.mark.parametrize("step", [1, 2])
+def test_load_ucsd_difference_pairs(tmp_path, step):
+    source = write_layout(tmp_path)
+    differences = load_ucsd(str(source), 1, FRAME_SIZE, [2, 2], "differences", 1.5, 2.0)["test"]
+    pairs = load_ucsd(str(source), 2, FRAME_SIZE, [2, 2], "difference_pairs", 1.5, 2.0, step)["test"]
+    # Channel 0 is frame t's blurred difference and channel 1 that of frame t - step, with the
+    # first frames of each clip repeating its frame 1. Records are 4 patches per frame.
+    per_frame = differences[0].reshape(-1, 4, 1, FRAME_SIZE, FRAME_SIZE)
+    paired = pairs[0].reshape(-1, 4, 2, FRAME_SIZE, FRAME_SIZE)
+    assert np.array_equal(paired[:, :, :1], per_frame)
+    for clip_start in (0, FRAMES_PER_CLIP):
+        for offset in range(FRAMES_PER_CLIP):
+            earlier = clip_start + max(offset - step, 0)
+            assert np.array_equal(paired[clip_start + offset, :, 1], per_frame[earlier, :, 0])
+    assert not np.array_equal(paired[:, :, 0], paired[:, :, 1])
+    assert np.array_equal(pairs[1], differences[1])
+    assert all(np.array_equal(pairs[2][name], differences[2][name]) for name in differences[2])
+
+
+def test_pair_step_needs_difference_pairs():
+    with pytest.raises(ConfigError, match="VIDEO.PAIR_STEP = 2.*only 'difference_pairs'"):
+        load_config(UCSD_CONFIG, ["VIDEO.PAIR_STEP=2"])
+    with pytest.raises(ConfigError, match="VIDEO.PAIR_STEP = 0.*at least 1"):
+        load_config(UCSD_CONFIG, ["VIDEO.PAIR_STEP=0", "VIDEO.INPUT=difference_pairs", "MODEL.INPUT_IMAGE_CHANNELS=2"])
+    with pytest.raises(ConfigError, match="MODEL.INPUT_IMAGE_CHANNELS = 1.*difference_pairs"):
+        load_config(UCSD_CONFIG, ["VIDEO.INPUT=difference_pairs"])
+    cfg = load_config(UCSD_CONFIG, ["VIDEO.INPUT=difference_pairs", "MODEL.INPUT_IMAGE_CHANNELS=2",
+                                    "VIDEO.PAIR_STEP=3"])
+    assert preprocessing_settings(cfg)["pair_step"] == 3
 
 
 def gaussian_weights(sigma, radius):
@@ -368,6 +411,17 @@ def test_soften_differences_gain_clips():
     assert soften_differences(patches, 0.0, 1.0) is patches
 
 
+def test_load_ucsd_thresholded_differences(tmp_path):
+    source = write_layout(tmp_path)
+    sharp = load_ucsd(str(source), 1, FRAME_SIZE, [1, 1], "differences")["test"]
+    masks = load_ucsd(str(source), 1, FRAME_SIZE, [1, 1], "differences", difference_threshold=10)["test"]
+    # With one patch per frame at frame size, no resize mixes pixels, so the records are the
+    # masks of the sharp differences.
+    assert np.array_equal(masks[0], np.where(sharp[0] > 10, 255, 0))
+    assert set(np.unique(masks[0])) == {0, 255}
+    assert np.array_equal(masks[1], sharp[1])
+
+
 def test_load_ucsd_blurred_differences(tmp_path):
     source = write_layout(tmp_path)
     frames = load_ucsd(str(source), 1, FRAME_SIZE, [2, 2])["test"]
@@ -388,8 +442,15 @@ def test_load_ucsd_blurred_differences(tmp_path):
     (["VIDEO.DIFFERENCE_BLUR=.inf"], "VIDEO.DIFFERENCE_BLUR"),
     (["VIDEO.DIFFERENCE_GAIN=0"], "VIDEO.DIFFERENCE_GAIN"),
     (["VIDEO.DIFFERENCE_GAIN=.inf"], "VIDEO.DIFFERENCE_GAIN = inf"),
-    (["VIDEO.INPUT=frames"], "VIDEO.DIFFERENCE_BLUR = 1.0.*VIDEO.INPUT 'frames'.*--set VIDEO.DIFFERENCE_BLUR=0"),
-    (["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_BLUR=0"], "VIDEO.DIFFERENCE_GAIN = 3.0.*VIDEO.INPUT 'frames'"),
+    (["VIDEO.INPUT=frames"],
+     "VIDEO.DIFFERENCE_THRESHOLD = 40.*VIDEO.INPUT 'frames'.*--set VIDEO.DIFFERENCE_THRESHOLD=0"),
+    (["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_THRESHOLD=0"],
+     "VIDEO.DIFFERENCE_BLUR = 2.0.*VIDEO.INPUT 'frames'.*--set VIDEO.DIFFERENCE_BLUR=0"),
+    (["VIDEO.INPUT=frames", "VIDEO.DIFFERENCE_THRESHOLD=0", "VIDEO.DIFFERENCE_BLUR=0", "VIDEO.DIFFERENCE_GAIN=3"],
+     "VIDEO.DIFFERENCE_GAIN = 3.0.*VIDEO.INPUT 'frames'"),
+    (["VIDEO.DIFFERENCE_THRESHOLD=-1"], "VIDEO.DIFFERENCE_THRESHOLD = -1.*from 0"),
+    (["VIDEO.DIFFERENCE_THRESHOLD=255"], "VIDEO.DIFFERENCE_THRESHOLD = 255.*to 254"),
+    (["VIDEO.DIFFERENCE_THRESHOLD=2.5"], "VIDEO.DIFFERENCE_THRESHOLD"),
 ])
 def test_config_invalid_difference_settings(overrides, key):
     with pytest.raises(ConfigError, match=key):
@@ -554,6 +615,9 @@ def test_motion_check_needs_matching_run(tmp_path):
     ({"input": "frames_and_differences", "patch_grid": [4, 6]},
      "VIDEO.INPUT 'frames_and_differences' in the folds, 'differences' in the run"),
     ({"input": "differences", "patch_grid": [6, 9]}, r"VIDEO.PATCH_GRID \[6, 9\] in the folds, \[4, 6\] in the run"),
+    ({"input": "differences", "patch_grid": [4, 6], "pair_step": 2}, "VIDEO.PAIR_STEP 2 in the folds, 1 in the run"),
+    ({"input": "differences", "patch_grid": [4, 6], "difference_threshold": 40},
+     "VIDEO.DIFFERENCE_THRESHOLD 40 in the folds, 0 in the run"),
 ])
 def test_motion_check_other_input_or_grid(tmp_path, preprocessing, message):
     checks = import_ped2_checks()
@@ -582,9 +646,26 @@ def test_motion_check_rejects_frame_folds(tmp_path, monkeypatch):
         checks.read_test_norms(str(tmp_path / "folds"))
 
 
+def test_motion_check_norm_of_difference_pairs(tmp_path, monkeypatch):
+    # On difference-pair folds the norm is that of channel 0, the record's own difference, so
+    # it equals the norm of the same record in difference folds.
+    checks = import_ped2_checks()
+    source = write_layout(tmp_path / "raw")
+    overrides = tiny_overrides(tmp_path, source, grid=(2, 2))
+    run_partition(monkeypatch, UCSD_CONFIG, overrides)
+    _, norms = checks.read_test_norms(str(tmp_path / "folds"))
+    pairs = overrides + ["DATASET.PATH=" + str(tmp_path / "pairs"), "VIDEO.INPUT=difference_pairs",
+                         "MODEL.INPUT_IMAGE_CHANNELS=2", "VIDEO.PAIR_STEP=2"]
+    run_partition(monkeypatch, UCSD_CONFIG, pairs)
+    record, pair_norms = checks.read_test_norms(str(tmp_path / "pairs"))
+    assert record["images"].shape[1] == 2
+    assert norms.any()
+    assert np.array_equal(pair_norms, norms)
+
+
 def test_two_channel_input_needs_two_channels(tmp_path):
     source = write_layout(tmp_path)
-    with pytest.raises(UcsdError, match="needs 2 channels"):
+    with pytest.raises(UcsdError, match="inputs need 2 channels"):
         load_ucsd(str(source), 1, FRAME_SIZE, [1, 1], "frames_and_differences")
     with pytest.raises(ConfigError, match="MODEL.INPUT_IMAGE_CHANNELS = 1.*frames_and_differences"):
         load_config(UCSD_CONFIG, ["VIDEO.INPUT=frames_and_differences"])
@@ -872,10 +953,13 @@ def test_end_to_end_synthetic_clips(tmp_path, monkeypatch, capsys):
         assert animation.n_frames == FRAMES_PER_CLIP // 2
 
 
-def test_end_to_end_two_channel_input(tmp_path, monkeypatch):
+@pytest.mark.parametrize("input_overrides", [
+    ["VIDEO.INPUT=frames_and_differences"],
+    ["VIDEO.INPUT=difference_pairs", "VIDEO.PAIR_STEP=2"],
+])
+def test_end_to_end_two_channel_input(tmp_path, monkeypatch, input_overrides):
     source = write_layout(tmp_path / "raw")
-    overrides = tiny_overrides(tmp_path, source, grid=(2, 2)) + [
-        "VIDEO.INPUT=frames_and_differences", "MODEL.INPUT_IMAGE_CHANNELS=2"]
+    overrides = tiny_overrides(tmp_path, source, grid=(2, 2)) + input_overrides + ["MODEL.INPUT_IMAGE_CHANNELS=2"]
     run_partition(monkeypatch, UCSD_CONFIG, overrides)
     cfg = load_config(UCSD_CONFIG, overrides)
     assert read_fold(str(tmp_path / "folds"), 1, cfg)["images"].shape[1:] == (2, FRAME_SIZE, FRAME_SIZE)
@@ -885,7 +969,8 @@ def test_end_to_end_two_channel_input(tmp_path, monkeypatch):
     run_folder = tmp_path / "results" / "ucsd-ped2" / "fold_1" / "set_0"
     with open(tmp_path / "results" / "ucsd-ped2" / "results.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
-    assert {row["input"] for row in rows} == {"frames_and_differences"}
+    assert {row["input"] for row in rows} == {cfg.VIDEO.INPUT}
+    assert {row["pair_step"] for row in rows} == {str(cfg.VIDEO.PAIR_STEP)}
     assert {row["channels"] for row in rows} == {"2"}
     with Image.open(run_folder / "plots" / "Test002.gif") as animation:
         assert animation.n_frames == FRAMES_PER_CLIP // 2
@@ -918,8 +1003,9 @@ def test_folds_of_other_blur_rejected(tmp_path, monkeypatch):
 
 
 def test_old_folds_match_defaults(tmp_path):
-    # Folds written before VIDEO.DIFFERENCE_BLUR and VIDEO.DIFFERENCE_GAIN existed record neither.
-    # They were made without blur or gain, so they match those settings and nothing else.
+    # Folds written before VIDEO.DIFFERENCE_BLUR and VIDEO.DIFFERENCE_GAIN existed record neither,
+    # nor VIDEO.DIFFERENCE_THRESHOLD. They were made without any of the three, so they match
+    # those settings and nothing else.
     source = write_layout(tmp_path / "raw")
     overrides = tiny_overrides(tmp_path, source) + SHARP_DIFFERENCES
     cfg = load_config(UCSD_CONFIG, overrides)
@@ -932,6 +1018,8 @@ def test_old_folds_match_defaults(tmp_path):
     assert np.array_equal(train.images, loaded["train"][0])
     with pytest.raises(FoldError, match="VIDEO.DIFFERENCE_BLUR 0.0 in the file, 2.0 in the config"):
         video.load_fixed_split(load_config(UCSD_CONFIG, overrides + ["VIDEO.DIFFERENCE_BLUR=2"]))
+    with pytest.raises(FoldError, match="VIDEO.DIFFERENCE_THRESHOLD 0 in the file, 40 in the config"):
+        video.load_fixed_split(load_config(UCSD_CONFIG, overrides + ["VIDEO.DIFFERENCE_THRESHOLD=40"]))
 
 
 def test_existing_model_of_other_settings_rejected(tmp_path, monkeypatch):

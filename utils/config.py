@@ -136,15 +136,27 @@ DEFAULTS = {
         # move. A cyclist or a cart moves faster than a walker and leaves a larger trace.
         # "frames_and_differences": two channels, the greyscale frame and that difference, so the
         # model gets both what moves and what it looks like. Needs MODEL.INPUT_IMAGE_CHANNELS 2.
+        # "difference_pairs": two channels, that difference and the one VIDEO.PAIR_STEP frames
+        # earlier. A walker's two differences nearly coincide, and a faster cyclist's lie further
+        # apart, so the pair shows speed as well as the amount of motion. Needs 2 channels.
         "INPUT": "frames",
+        # Frames between the two differences of VIDEO.INPUT "difference_pairs" (1 = the
+        # difference of the frame before). Only for that input.
+        "PAIR_STEP": 1,
         # Standard deviation, in pixels of a patch, of a Gaussian blur applied to every difference
         # patch (0 keeps them sharp). Blurring turns one-pixel motion outlines into blobs that the
-        # decoder can reproduce. Only for VIDEO.INPUT "differences" and "frames_and_differences".
+        # decoder can reproduce. Only for VIDEO.INPUT values with differences (not "frames").
         "DIFFERENCE_BLUR": 0.0,
         # Factor applied to every difference patch after the blur, before rounding to 0..255
         # (brighter pixels clip at 255). Blurred differences are faint, and the gain keeps more
-        # of their levels. Only for the same two VIDEO.INPUT values.
+        # of their levels. Only for the same VIDEO.INPUT values.
         "DIFFERENCE_GAIN": 1.0,
+        # Grey level (0 to 254) above which a pixel of a frame difference counts as moving. Such
+        # pixels become 255 and all others 0, at frame resolution before the patches are cut.
+        # Each record then shows the moving area, and the small differences of lighting and
+        # compression noise drop out. 0 keeps the differences as they are. Only for VIDEO.INPUT
+        # values with differences.
+        "DIFFERENCE_THRESHOLD": 0,
         # Standard deviation, in frames, of the Gaussian that smooths each clip's scores over
         # time in the "smoothed" metric variants.
         "SMOOTHING_SIGMA": 3.0,
@@ -163,12 +175,16 @@ VALID_CHOICES = {
     "DATASET.PROTOCOL": ["folds", "fixed_split"],
     "MODEL.ARCH": ["light", "gpnd"],
     "MODEL.INPUT_IMAGE_SIZE": [32, 64],
-    # 2 only for VIDEO.INPUT frames_and_differences (greyscale frame + difference).
+    # 2 only for the two-channel VIDEO.INPUT values (TWO_CHANNEL_INPUTS).
     "MODEL.INPUT_IMAGE_CHANNELS": [1, 2, 3],
     "RUN.DEVICE": ["auto", "cpu", "cuda"],
     "TRAIN.NOISE_TYPE": ["gaussian", "salt_pepper"],
-    "VIDEO.INPUT": ["frames", "differences", "frames_and_differences"],
+    "VIDEO.INPUT": ["frames", "differences", "frames_and_differences", "difference_pairs"],
 }
+# Largest VIDEO.DIFFERENCE_THRESHOLD: a threshold of 255 would leave every difference at 0.
+MAX_DIFFERENCE_THRESHOLD = 254
+# VIDEO.INPUT values whose records have two greyscale channels (MODEL.INPUT_IMAGE_CHANNELS 2).
+TWO_CHANNEL_INPUTS = ["frames_and_differences", "difference_pairs"]
 
 
 class ConfigError(ValueError):
@@ -323,17 +339,17 @@ def validate_config(cfg, source="config"):
     if cfg.TRAIN.NOISY_FAKES and not cfg.TRAIN.IMAGE_ADVERSARIAL:
         _fail(source, "TRAIN.NOISY_FAKES", True, "false when TRAIN.IMAGE_ADVERSARIAL is false (noisy images are "
               "fakes for the image discriminator, which is then not trained)")
-    two_channel_input = cfg.VIDEO.INPUT == "frames_and_differences"
+    two_channel_input = cfg.VIDEO.INPUT in TWO_CHANNEL_INPUTS
     if two_channel_input and cfg.MODEL.INPUT_IMAGE_CHANNELS != 2:
         _fail(source, "MODEL.INPUT_IMAGE_CHANNELS", cfg.MODEL.INPUT_IMAGE_CHANNELS,
-              "2 for VIDEO.INPUT frames_and_differences (the greyscale frame and its difference)")
+              f"2 for VIDEO.INPUT {cfg.VIDEO.INPUT} (two greyscale channels)")
     if two_channel_input and cfg.DATASET.PROTOCOL != "fixed_split":
-        _fail(source, "VIDEO.INPUT", cfg.VIDEO.INPUT, "'frames' for image data sets, because frames_and_differences "
-              "applies only to video (DATASET.PROTOCOL fixed_split, as in configs/ucsd.yaml)")
+        _fail(source, "VIDEO.INPUT", cfg.VIDEO.INPUT, f"'frames' for image data sets, because {cfg.VIDEO.INPUT} "
+              f"applies only to video (DATASET.PROTOCOL fixed_split, as in configs/ucsd.yaml)")
     if not two_channel_input and cfg.MODEL.INPUT_IMAGE_CHANNELS == 2:
         _fail(source, "MODEL.INPUT_IMAGE_CHANNELS", 2,
-              "1 (greyscale) or 3 (RGB); 2 channels exist only for video (configs/ucsd.yaml) with VIDEO.INPUT "
-              "frames_and_differences")
+              f"1 (greyscale) or 3 (RGB); 2 channels exist only for video (configs/ucsd.yaml) with VIDEO.INPUT "
+              f"{' or '.join(TWO_CHANNEL_INPUTS)}")
 
     positive_floats = ["TRAIN.BASE_LEARNING_RATE", "TRAIN.LR_DECAY_FACTOR", "TEST.MUL", "TRAIN.NOISE_LEVEL"]
     for key in positive_floats:
@@ -445,11 +461,25 @@ def _validate_video(cfg, source):
     if not 0 < gain < math.inf:
         _fail(source, "VIDEO.DIFFERENCE_GAIN", gain, "a finite factor greater than 0 (1 leaves the differences "
               "as they are)")
+    threshold = cfg.VIDEO.DIFFERENCE_THRESHOLD
+    if not 0 <= threshold <= MAX_DIFFERENCE_THRESHOLD:
+        _fail(source, "VIDEO.DIFFERENCE_THRESHOLD", threshold, f"a grey level from 0 (no threshold) to "
+              f"{MAX_DIFFERENCE_THRESHOLD}, because no difference of 8-bit frames exceeds 255")
+    if cfg.VIDEO.INPUT == "frames" and threshold != 0:
+        _fail(source, "VIDEO.DIFFERENCE_THRESHOLD", threshold, "0 with VIDEO.INPUT 'frames', because frame "
+              "records have no differences to threshold (add --set VIDEO.DIFFERENCE_THRESHOLD=0 --set "
+              "VIDEO.DIFFERENCE_BLUR=0 --set VIDEO.DIFFERENCE_GAIN=1, or use differences)")
     if cfg.VIDEO.INPUT == "frames" and (blur != 0 or gain != 1):
         key, value = ("VIDEO.DIFFERENCE_BLUR", blur) if blur != 0 else ("VIDEO.DIFFERENCE_GAIN", gain)
         _fail(source, key, value, "VIDEO.DIFFERENCE_BLUR 0.0 and VIDEO.DIFFERENCE_GAIN 1.0 with VIDEO.INPUT "
               "'frames', because frame records have no differences to blur or scale (add --set "
               "VIDEO.DIFFERENCE_BLUR=0 --set VIDEO.DIFFERENCE_GAIN=1, or use differences)")
+    pair_step = cfg.VIDEO.PAIR_STEP
+    if pair_step < 1:
+        _fail(source, "VIDEO.PAIR_STEP", pair_step, "an integer of at least 1 (frames between the two differences)")
+    if pair_step != 1 and cfg.VIDEO.INPUT != "difference_pairs":
+        _fail(source, "VIDEO.PAIR_STEP", pair_step, f"1 with VIDEO.INPUT {cfg.VIDEO.INPUT!r}, because only "
+              f"'difference_pairs' records contain two differences")
     if not cfg.VIDEO.SMOOTHING_SIGMA > 0:
         _fail(source, "VIDEO.SMOOTHING_SIGMA", cfg.VIDEO.SMOOTHING_SIGMA, "a number of frames greater than 0")
     if cfg.VIDEO.ANIMATION_CLIP < 0:

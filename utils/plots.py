@@ -28,7 +28,7 @@ CHANNEL_GAP_VALUE = 0.5
 def channels_side_by_side(images):
     """Lay two-channel images (B, 2, H, W) out as greyscale (B, 1, H, 2W + gap), channel 0 on the left.
 
-    Two channels (VIDEO.INPUT frames_and_differences: a frame and its difference) have no colour
+    Two channels (VIDEO.INPUT frames_and_differences or difference_pairs) have no colour
     mapping, so figures show them next to each other, CHANNEL_GAP_PIXELS apart in mid grey.
     Other images are returned unchanged. Accepts float torch tensors in [0, 1].
     """

@@ -15,14 +15,16 @@ because the ground truth counts frames from 1. Hidden files such as ``._001.tif`
 other types such as ``Thumbs.db`` are ignored.
 
 Each record is one patch of one frame (VIDEO.INPUT "frames"), of the difference between a frame
-and the one before it ("differences"), or of both as two greyscale channels, frame first
-("frames_and_differences", MODEL.INPUT_IMAGE_CHANNELS 2): the frame is cut into
+and the one before it ("differences"), of both as two greyscale channels, frame first
+("frames_and_differences", MODEL.INPUT_IMAGE_CHANNELS 2), or of that difference and the one
+VIDEO.PAIR_STEP frames earlier as two channels ("difference_pairs"): the frame is cut into
 VIDEO.PATCH_GRID rows x columns of equal patches (one patch, the whole frame, for [1, 1]),
 converted to MODEL.INPUT_IMAGE_CHANNELS channels (1 = greyscale) and each patch resized to
 MODEL.INPUT_IMAGE_SIZE squared. A whole 360x240 Ped2 frame is therefore squeezed
-horizontally. Difference patches may then be blurred and scaled (VIDEO.DIFFERENCE_BLUR,
-VIDEO.DIFFERENCE_GAIN). Every patch gets the label of its frame, because the evaluation is
-frame-level.
+horizontally. An optional threshold (VIDEO.DIFFERENCE_THRESHOLD) first turns each
+full-resolution difference into a mask of moving pixels. Difference patches may then be blurred
+and scaled (VIDEO.DIFFERENCE_BLUR, VIDEO.DIFFERENCE_GAIN). Every patch gets the label of its
+frame, because the evaluation is frame-level.
 
 Fold layout (DATASET.PROTOCOL "fixed_split", FOLDS_COUNT 2, TOTAL_CLASS_COUNT 2):
 
@@ -71,10 +73,14 @@ MASK_FOLDER_SUFFIX = "_gt"
 INPUT_FRAMES = "frames"
 INPUT_DIFFERENCES = "differences"
 INPUT_FRAMES_AND_DIFFERENCES = "frames_and_differences"
-INPUT_MODES = (INPUT_FRAMES, INPUT_DIFFERENCES, INPUT_FRAMES_AND_DIFFERENCES)
+INPUT_DIFFERENCE_PAIRS = "difference_pairs"
+INPUT_MODES = (INPUT_FRAMES, INPUT_DIFFERENCES, INPUT_FRAMES_AND_DIFFERENCES, INPUT_DIFFERENCE_PAIRS)
+TWO_CHANNEL_MODES = (INPUT_FRAMES_AND_DIFFERENCES, INPUT_DIFFERENCE_PAIRS)
 # Preprocessing settings added after the first folds were written, with the value those folds
 # were made with. A fold file that does not record one of them was made with this value.
-PREPROCESSING_DEFAULTS = {"difference_blur": 0.0, "difference_gain": 1.0}
+PREPROCESSING_DEFAULTS = {"difference_blur": 0.0, "difference_gain": 1.0, "pair_step": 1, "difference_threshold": 0}
+# Value of a moving pixel in a thresholded difference (VIDEO.DIFFERENCE_THRESHOLD): white.
+MOVING_PIXEL = 255
 # Edge handling of the difference blur: pixels outside a patch repeat its border pixels, so
 # the blur neither darkens the border nor mixes in a neighbouring patch.
 BLUR_MODE = "nearest"
@@ -292,17 +298,30 @@ def cut_patches(frame, boxes, size):
     return np.stack(patches)
 
 
-def frame_differences(frames):
+def frame_differences(frames, threshold=0):
     """Return |frame t - frame t-1| per pixel of a clip's PIL frames, as PIL frames of the same mode.
 
     Frame 1 has no predecessor and takes frame 2's difference, so every frame keeps a record
-    and the ground truth still lines up. A one-frame clip gets a difference of zero.
+    and the ground truth still lines up. A one-frame clip gets a difference of zero. With a
+    ``threshold`` above 0 (VIDEO.DIFFERENCE_THRESHOLD), differences above it become
+    MOVING_PIXEL and the others 0.
     """
     arrays = np.stack([np.asarray(frame, dtype=np.int16) for frame in frames])
     differences = np.abs(np.diff(arrays, axis=0)).astype(np.uint8)
+    if threshold > 0:
+        differences = np.where(differences > threshold, MOVING_PIXEL, 0).astype(np.uint8)
     first = differences[:1] if len(differences) else np.zeros_like(arrays[:1], dtype=np.uint8)
     differences = np.concatenate([first, differences])
     return [Image.fromarray(difference) for difference in differences]
+
+
+def earlier_differences(differences, step):
+    """Return, for each frame t, the difference of frame t - step, or frame 1's for t <= step.
+
+    ``differences`` contains one difference per frame (``frame_differences``), so the returned
+    list lines up with the clip's frames as well.
+    """
+    return [differences[max(index - step, 0)] for index in range(len(differences))]
 
 
 def soften_differences(patches, blur, gain):
@@ -322,22 +341,25 @@ def soften_differences(patches, blur, gain):
     return np.clip(np.rint(values * gain), 0, 255).astype(np.uint8)
 
 
-def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES, difference_blur=0.0, difference_gain=1.0):
+def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES, difference_blur=0.0, difference_gain=1.0,
+              pair_step=1, difference_threshold=0):
     """Read a clip's frames; returns (patches (F * P, C, size, size) uint8, frame count, boxes, frame size).
 
     ``input_mode`` is VIDEO.INPUT: the frames themselves, their differences to the previous
-    frame (``frame_differences``, taken at frame resolution before the patches are cut), or
-    both as channels 0 and 1 of a two-channel record (``channels`` must then be 2). Difference
-    patches are then blurred and scaled by ``soften_differences``, and frame patches are not.
-    Patches are ordered by frame, then row-major within the frame. All frames of a clip must
-    have the same size.
+    frame (``frame_differences``, taken and thresholded at ``difference_threshold`` at frame
+    resolution before the patches are cut), both as channels 0 and 1 of a two-channel record,
+    or the difference and the one ``pair_step`` frames earlier (VIDEO.PAIR_STEP) as channels 0
+    and 1. The two-channel inputs need ``channels`` 2. Difference patches are then blurred and
+    scaled by ``soften_differences``, and frame patches are not. Patches are ordered by frame,
+    then row-major within the frame. All frames of a clip must have the same size.
     """
     if input_mode not in INPUT_MODES:
         raise UcsdError(f"unknown VIDEO.INPUT {input_mode!r}; expected one of {list(INPUT_MODES)}")
-    two_channel = input_mode == INPUT_FRAMES_AND_DIFFERENCES
+    two_channel = input_mode in TWO_CHANNEL_MODES
     if two_channel != (channels == 2):
         raise UcsdError(f"VIDEO.INPUT {input_mode!r} with MODEL.INPUT_IMAGE_CHANNELS {channels}: the two-channel "
-                        f"input needs 2 channels, and 2 channels need VIDEO.INPUT {INPUT_FRAMES_AND_DIFFERENCES!r}")
+                        f"inputs need 2 channels, and 2 channels need VIDEO.INPUT "
+                        f"{' or '.join(repr(mode) for mode in TWO_CHANNEL_MODES)}")
     numbered = list_numbered_images(folder)
     check_frame_numbers([number for number, _ in numbered], folder)
     frames = []
@@ -351,16 +373,21 @@ def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES, difference_
     frame_size = frames[0].size
     boxes = patch_boxes(frames[0].height, frames[0].width, grid)
     if input_mode == INPUT_FRAMES:
-        patches = [cut_patches(frame, boxes, size) for frame in frames]
-    elif input_mode == INPUT_DIFFERENCES:
-        patches = [soften_differences(cut_patches(difference, boxes, size), difference_blur, difference_gain)
-                   for difference in frame_differences(frames)]
-    else:
+        return np.concatenate([cut_patches(frame, boxes, size) for frame in frames]), len(frames), boxes, frame_size
+
+    # Each frame's difference patches, blurred and scaled: F arrays of (P, 1, S, S)
+    differences = [soften_differences(cut_patches(difference, boxes, size), difference_blur, difference_gain)
+                   for difference in frame_differences(frames, difference_threshold)]
+    if input_mode == INPUT_DIFFERENCES:
+        patches = differences
+    elif input_mode == INPUT_FRAMES_AND_DIFFERENCES:
         # (P, 1, S, S) frame patches and difference patches -> (P, 2, S, S)
-        patches = [np.concatenate([cut_patches(frame, boxes, size),
-                                   soften_differences(cut_patches(difference, boxes, size), difference_blur,
-                                                      difference_gain)], axis=1)
-                   for frame, difference in zip(frames, frame_differences(frames))]
+        patches = [np.concatenate([cut_patches(frame, boxes, size), difference], axis=1)
+                   for frame, difference in zip(frames, differences)]
+    else:
+        # (P, 1, S, S) difference patches of frame t and of frame t - pair_step -> (P, 2, S, S)
+        patches = [np.concatenate([difference, earlier], axis=1)
+                   for difference, earlier in zip(differences, earlier_differences(differences, pair_step))]
     return np.concatenate(patches), len(frames), boxes, frame_size
 
 
@@ -412,12 +439,13 @@ def _log_mask_agreement(clip_name, labels, mask_pixels):
                        "the labels follow the .m file", clip_name, disagreeing, len(labels))
 
 
-def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES, difference_blur=0.0, difference_gain=1.0):
+def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES, difference_blur=0.0, difference_gain=1.0,
+              pair_step=1, difference_threshold=0):
     """Read a UCSD data set; returns {"train": (images, labels, extras), "test": (...)}.
 
-    ``input_mode`` is VIDEO.INPUT ("frames", "differences" or "frames_and_differences"), and
-    ``difference_blur`` and ``difference_gain`` are VIDEO.DIFFERENCE_BLUR and
-    VIDEO.DIFFERENCE_GAIN; see ``read_clip``.
+    ``input_mode`` is VIDEO.INPUT (one of INPUT_MODES), and ``difference_blur``,
+    ``difference_gain``, ``pair_step`` and ``difference_threshold`` are VIDEO.DIFFERENCE_BLUR,
+    VIDEO.DIFFERENCE_GAIN, VIDEO.PAIR_STEP and VIDEO.DIFFERENCE_THRESHOLD; see ``read_clip``.
 
     Raises UcsdError naming the clip when the ground truth does not match the test clips.
     """
@@ -432,7 +460,7 @@ def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES, difference_
     train_parts = []
     for clip, folder in list_clips(train_folder, TRAIN_CLIP_NAME):
         patches, frame_count, _, _ = read_clip(folder, channels, size, grid, input_mode, difference_blur,
-                                               difference_gain)
+                                               difference_gain, pair_step, difference_threshold)
         labels = np.full(frame_count, NORMAL_LABEL, dtype=np.int64)
         no_masks = np.full((frame_count, patch_count), NO_MASK, dtype=np.int64)
         train_parts.append(_clip_records(clip, patches, frame_count, patch_count, labels, no_masks))
@@ -442,7 +470,8 @@ def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES, difference_
     for clip, folder in test_clips:
         clip_name = os.path.basename(folder)
         patches, frame_count, boxes, frame_size = read_clip(folder, channels, size, grid, input_mode,
-                                                            difference_blur, difference_gain)
+                                                            difference_blur, difference_gain, pair_step,
+                                                            difference_threshold)
         labels = frame_labels(ground_truth[clip], frame_count, clip_name, ground_truth_path)
         mask_folder = folder + MASK_FOLDER_SUFFIX
         if os.path.isdir(mask_folder):
@@ -468,13 +497,15 @@ def load_ucsd_for_config(cfg):
                         f"anomalous); got {cfg.DATASET.PROTOCOL!r} and {cfg.DATASET.TOTAL_CLASS_COUNT}. "
                         f"Start from configs/ucsd.yaml")
     return load_ucsd(cfg.DATASET.SOURCE, cfg.MODEL.INPUT_IMAGE_CHANNELS, cfg.MODEL.INPUT_IMAGE_SIZE,
-                     cfg.VIDEO.PATCH_GRID, cfg.VIDEO.INPUT, cfg.VIDEO.DIFFERENCE_BLUR, cfg.VIDEO.DIFFERENCE_GAIN)
+                     cfg.VIDEO.PATCH_GRID, cfg.VIDEO.INPUT, cfg.VIDEO.DIFFERENCE_BLUR, cfg.VIDEO.DIFFERENCE_GAIN,
+                     cfg.VIDEO.PAIR_STEP, cfg.VIDEO.DIFFERENCE_THRESHOLD)
 
 
 def preprocessing_settings(cfg):
     """Return the VIDEO settings that shape a fold's records, stored in and checked against fold files."""
     return {"input": cfg.VIDEO.INPUT, "patch_grid": list(cfg.VIDEO.PATCH_GRID),
-            "difference_blur": float(cfg.VIDEO.DIFFERENCE_BLUR), "difference_gain": float(cfg.VIDEO.DIFFERENCE_GAIN)}
+            "difference_blur": float(cfg.VIDEO.DIFFERENCE_BLUR), "difference_gain": float(cfg.VIDEO.DIFFERENCE_GAIN),
+            "pair_step": int(cfg.VIDEO.PAIR_STEP), "difference_threshold": int(cfg.VIDEO.DIFFERENCE_THRESHOLD)}
 
 
 def recorded_preprocessing(record):

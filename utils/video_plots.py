@@ -22,7 +22,7 @@ GIF_FRAME_MILLISECONDS = 200
 # Figure size and resolution of the animation, about 650x190 pixels, to keep the GIF small.
 ANIMATION_SIZE_INCHES = (9.0, 2.6)
 # Frames taller than wide get a figure this many times as tall, so that they are not shrunk to
-# half the size. A two-channel mosaic is one: it stacks the frame above the difference.
+# half the size. A two-channel mosaic is one: it stacks channel 0 above channel 1.
 TALL_FRAME_HEIGHT_FACTOR = 2.0
 ANIMATION_DPI = 72
 # Margin above and below the score range in the animation, as a fraction of that range.
@@ -33,8 +33,8 @@ def patch_mosaic(patches, grid):
     """Tile one frame's patches (P, C, S, S) back into a frame image, float in [0, 1].
 
     Returns (rows * S, columns * S) for one channel and (rows * S, columns * S, 3) for three.
-    Two channels (a frame and its difference) give (2 * rows * S, columns * S), the frame above
-    the difference. Patches are row-major, as cut by ``utils.ucsd.patch_boxes``.
+    Two channels (a frame and its difference, or two differences) give (2 * rows * S,
+    columns * S), channel 0 above channel 1. Patches are row-major, as cut by ``utils.ucsd.patch_boxes``.
     """
     patches = np.asarray(patches)
     if patches.dtype == np.uint8:
