@@ -3,9 +3,9 @@
 Each part runs when its input is given and prints micro AUCs (anomalous frames positive, frame
 score = least likely patch, as in ``utils/video.py``):
 
-    --folds DIR     difference folds at 32x32 (any patch grid, blur and gain; of difference
-                    pairs, channel 0): the L2 norm of each test record, no model, as an
-                    anomaly score, all four variants
+    --folds DIR     difference folds at 32x32 with any patch grid, threshold, blur and gain
+                    (channel 0 of difference pairs): the L2 norm of each test record, no
+                    model, as an anomaly score, all four variants
     --scores NPZ    a run's video_scores_mul<m>.npz: GPND's score smoothed with other sigmas,
                     the score standardised per patch position with the statistics of the
                     normal test frames (an upper bound for that idea, not a usable detector),
@@ -41,10 +41,10 @@ from utils.folds import FoldError, read_fold
 from utils.video_metrics import SCORE_VARIANTS, evaluate_variants, frame_scores_from_patches
 
 UCSD_CONFIG = os.path.join(REPO_ROOT, "configs", "ucsd.yaml")
-# VIDEO.INPUT values whose channel 0 is a frame difference, so that its norm measures motion.
-NORM_INPUTS = (ucsd.INPUT_DIFFERENCES, ucsd.INPUT_DIFFERENCE_PAIRS)
-# Channel count of the records of each of those inputs, the key of the config that reads them.
+# VIDEO.INPUT value for each record channel count whose channel 0 is a frame difference, so
+# that its norm measures motion.
 NORM_INPUT_CHANNELS = {1: ucsd.INPUT_DIFFERENCES, 2: ucsd.INPUT_DIFFERENCE_PAIRS}
+NORM_INPUTS = tuple(NORM_INPUT_CHANNELS.values())
 # The smoothing sigma of configs/ucsd.yaml, the default of --sigma.
 SMOOTHING_SIGMA = 3.0
 SIGMAS = [1.0, 2.0, 3.0, 5.0, 8.0, 12.0]
@@ -81,19 +81,19 @@ def read_test_norms(folder):
     "difference_pairs" folds the norm is that of channel 0, the difference of the record's own
     frame, so that it measures the same motion as on "differences" folds.
     """
-    # read_fold checks the records' channel count against the config, so each channel count
-    # of NORM_INPUTS is tried in turn.
-    for channels in NORM_INPUT_CHANNELS:
+    # read_fold checks the records' channel count against the config, so the input of each
+    # channel count is tried in turn, and a failure reports both attempts.
+    problems = []
+    for channels, input_mode in NORM_INPUT_CHANNELS.items():
         cfg = load_config(UCSD_CONFIG, [f"DATASET.PATH={folder}", "MODEL.INPUT_IMAGE_SIZE=32",
-                                        f"MODEL.INPUT_IMAGE_CHANNELS={channels}",
-                                        f"VIDEO.INPUT={NORM_INPUT_CHANNELS[channels]}"])
+                                        f"MODEL.INPUT_IMAGE_CHANNELS={channels}", f"VIDEO.INPUT={input_mode}"])
         try:
             record = read_fold(folder, ucsd.TEST_FOLD, cfg)
             break
         except (FoldError, FileNotFoundError) as error:
-            problem = error
+            problems.append(f"read as {input_mode}: {str(error).rstrip('.')}")
     else:
-        raise SystemExit(f"--folds {folder}: cannot read its test fold ({str(problem).rstrip('.')}). This check "
+        raise SystemExit(f"--folds {folder}: cannot read its test fold ({'; '.join(problems)}). This check "
                          f"needs folds written by partition_ucsd.py with VIDEO.INPUT differences or "
                          f"difference_pairs and MODEL.INPUT_IMAGE_SIZE 32")
     settings = ucsd.recorded_preprocessing(record)
@@ -157,7 +157,8 @@ def check_same_records(record, saved, folds, scores):
     """Exit unless the score file contains the test fold's records, in order and made the same way.
 
     The run's config.yaml beside the score file names its VIDEO settings. Folds of another
-    blur or gain have the same records in the same order, so only those settings tell them apart.
+    threshold, blur, gain or pair step have the same records in the same order, so only those
+    settings tell them apart.
     """
     if "distance" not in saved:
         raise SystemExit(f"{scores}: no 'distance' array. Pass a video_scores_mul<m>.npz written by "

@@ -22,8 +22,8 @@ from utils.folds import FoldError, load_protocol, read_fold, write_single_fold
 from utils.partition import partition_main
 from utils.training import SettingsMismatchError
 from utils.ucsd import (TEST_FOLD, TRAIN_FOLD, UcsdError, check_frame_numbers, frame_differences,
-                        list_numbered_images, load_ucsd, load_ucsd_for_config, parse_ground_truth, patch_boxes,
-                        preprocessing_settings, soften_differences, write_ucsd_folds)
+                        cut_patches, list_numbered_images, load_ucsd, load_ucsd_for_config, parse_ground_truth,
+                        patch_boxes, preprocessing_settings, soften_differences, write_ucsd_folds)
 from utils import video
 from utils.video_metrics import (equal_error_rate, evaluate_variants, frame_level_metrics,
                                  frame_scores_from_patches, normalise_per_clip, smooth_per_clip)
@@ -371,6 +371,16 @@ def test_pair_step_needs_difference_pairs():
     assert preprocessing_settings(cfg)["pair_step"] == 3
 
 
+def test_read_clip_rejects_bad_difference_settings(tmp_path):
+    source = write_layout(tmp_path)
+    with pytest.raises(UcsdError, match="VIDEO.PAIR_STEP 12 is not below the clip's 12 frames"):
+        load_ucsd(str(source), 2, FRAME_SIZE, [1, 1], "difference_pairs", pair_step=FRAMES_PER_CLIP)
+    with pytest.raises(UcsdError, match="VIDEO.PAIR_STEP 0 is below 1"):
+        load_ucsd(str(source), 2, FRAME_SIZE, [1, 1], "difference_pairs", pair_step=0)
+    with pytest.raises(UcsdError, match="VIDEO.DIFFERENCE_THRESHOLD 255 is outside 0..254"):
+        load_ucsd(str(source), 1, FRAME_SIZE, [1, 1], "differences", difference_threshold=255)
+
+
 def gaussian_weights(sigma, radius):
     """Return the normalised 1-D Gaussian weights at offsets -radius..radius."""
     offsets = np.arange(-radius, radius + 1)
@@ -420,6 +430,36 @@ def test_load_ucsd_thresholded_differences(tmp_path):
     assert np.array_equal(masks[0], np.where(sharp[0] > 10, 255, 0))
     assert set(np.unique(masks[0])) == {0, 255}
     assert np.array_equal(masks[1], sharp[1])
+
+
+def threshold_then_cut(clip_folder, threshold, grid, blur):
+    """Build difference records by hand: mask at frame resolution, then cut, resize and blur."""
+    frames = [np.asarray(Image.open(clip_folder / f"{number}.tif"), dtype=np.int16)
+              for number in range(1, FRAMES_PER_CLIP + 1)]
+    masks = [np.where(np.abs(later - earlier) > threshold, 255, 0).astype(np.uint8)
+             for earlier, later in zip(frames[:-1], frames[1:])]
+    masks = masks[:1] + masks
+    boxes = patch_boxes(FRAME_SIZE, FRAME_SIZE, grid)
+    return np.concatenate([soften_differences(cut_patches(Image.fromarray(mask), boxes, FRAME_SIZE), blur, 1.0)
+                           for mask in masks])
+
+
+@pytest.mark.parametrize("input_mode, channels, difference_channel", [
+    ("differences", 1, 0),
+    ("frames_and_differences", 2, 1),
+    ("difference_pairs", 2, 0),
+])
+def test_threshold_before_patches(tmp_path, input_mode, channels, difference_channel):
+    # The threshold applies to the full-resolution difference, before the 16x16 patches are cut,
+    # resized to 32x32 and blurred, for every input with differences.
+    source = write_layout(tmp_path)
+    records = load_ucsd(str(source), channels, FRAME_SIZE, [2, 2], input_mode, 1.5, 1.0,
+                        difference_threshold=10)["test"][0]
+    expected = threshold_then_cut(source / "Test" / "Test001", 10, [2, 2], 1.5)
+    clip_1 = records[:len(expected), difference_channel:difference_channel + 1]
+    assert np.array_equal(clip_1, expected)
+    # Blurred masks have levels between 0 and 255, which a threshold after the blur would not leave.
+    assert len(np.unique(clip_1)) > 2
 
 
 def test_load_ucsd_blurred_differences(tmp_path):

@@ -125,7 +125,8 @@ def _result_row(cfg, mul, variant, metrics, table):
         "anomalous_frames": int(np.count_nonzero(table["label"] == ANOMALOUS_LABEL)),
         "smoothing_sigma": cfg.VIDEO.SMOOTHING_SIGMA, "input": cfg.VIDEO.INPUT,
         "difference_blur": cfg.VIDEO.DIFFERENCE_BLUR, "difference_gain": cfg.VIDEO.DIFFERENCE_GAIN,
-        "difference_threshold": cfg.VIDEO.DIFFERENCE_THRESHOLD, "pair_step": cfg.VIDEO.PAIR_STEP, "patch_grid": "x".join(str(count) for count in cfg.VIDEO.PATCH_GRID),
+        "difference_threshold": cfg.VIDEO.DIFFERENCE_THRESHOLD, "pair_step": cfg.VIDEO.PAIR_STEP,
+        "patch_grid": "x".join(str(count) for count in cfg.VIDEO.PATCH_GRID),
         "input_size": cfg.MODEL.INPUT_IMAGE_SIZE, "channels": cfg.MODEL.INPUT_IMAGE_CHANNELS,
         **training_settings_row(cfg, cfg.TRAIN.EPOCH_COUNT),
     }
