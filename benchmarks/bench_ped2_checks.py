@@ -82,8 +82,8 @@ def read_test_norms(folder):
     frame, so that it measures the same motion as on "differences" folds.
     """
     # read_fold checks the records' channel count against the config, so the input of each
-    # channel count is tried in turn, and a failure reports both attempts.
-    problems = []
+    # channel count is tried in turn, and a failure reports each distinct problem once.
+    problems = {}
     for channels, input_mode in NORM_INPUT_CHANNELS.items():
         cfg = load_config(UCSD_CONFIG, [f"DATASET.PATH={folder}", "MODEL.INPUT_IMAGE_SIZE=32",
                                         f"MODEL.INPUT_IMAGE_CHANNELS={channels}", f"VIDEO.INPUT={input_mode}"])
@@ -91,11 +91,12 @@ def read_test_norms(folder):
             record = read_fold(folder, ucsd.TEST_FOLD, cfg)
             break
         except (FoldError, FileNotFoundError) as error:
-            problems.append(f"read as {input_mode}: {str(error).rstrip('.')}")
+            problems.setdefault(str(error).rstrip("."), []).append(input_mode)
     else:
-        raise SystemExit(f"--folds {folder}: cannot read its test fold ({'; '.join(problems)}). This check "
-                         f"needs folds written by partition_ucsd.py with VIDEO.INPUT differences or "
-                         f"difference_pairs and MODEL.INPUT_IMAGE_SIZE 32")
+        details = " ".join(f"Read as {' or '.join(modes)}: {problem}." for problem, modes in problems.items())
+        raise SystemExit(f"--folds {folder}: cannot read its test fold. {details} This check needs folds "
+                         f"written by partition_ucsd.py with VIDEO.INPUT differences or difference_pairs and "
+                         f"MODEL.INPUT_IMAGE_SIZE 32")
     settings = ucsd.recorded_preprocessing(record)
     if settings.get("input") not in NORM_INPUTS:
         raise SystemExit(f"--folds {folder}: the records are VIDEO.INPUT {settings.get('input')!r}, but the L2 "

@@ -356,11 +356,11 @@ def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES, difference_
     if input_mode not in INPUT_MODES:
         raise UcsdError(f"unknown VIDEO.INPUT {input_mode!r}; expected one of {list(INPUT_MODES)}")
     if not 0 <= difference_threshold < MOVING_PIXEL:
-        raise UcsdError(f"VIDEO.DIFFERENCE_THRESHOLD {difference_threshold} is outside 0..{MOVING_PIXEL - 1}. Set a "
-                        f"grey level in that range, or 0 for no threshold")
+        raise UcsdError(f"{folder}: VIDEO.DIFFERENCE_THRESHOLD {difference_threshold} is outside "
+                        f"0..{MOVING_PIXEL - 1}. Set a grey level in that range, or 0 for no threshold")
     if pair_step < 1:
-        raise UcsdError(f"VIDEO.PAIR_STEP {pair_step} is below 1. It counts the frames between the two "
-                        f"differences, so set 1 or more")
+        raise UcsdError(f"{folder}: VIDEO.PAIR_STEP {pair_step} is below 1. It counts the frames between the "
+                        f"two differences, so set 1 or more")
     two_channel = input_mode in TWO_CHANNEL_MODES
     if two_channel != (channels == 2):
         raise UcsdError(f"VIDEO.INPUT {input_mode!r} with MODEL.INPUT_IMAGE_CHANNELS {channels}: the two-channel "
