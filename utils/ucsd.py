@@ -49,6 +49,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from utils.config import MAX_DIFFERENCE_THRESHOLD, TWO_CHANNEL_INPUTS
 from utils.datasets import DatasetError
 from utils.folds import write_single_fold
 
@@ -75,7 +76,6 @@ INPUT_DIFFERENCES = "differences"
 INPUT_FRAMES_AND_DIFFERENCES = "frames_and_differences"
 INPUT_DIFFERENCE_PAIRS = "difference_pairs"
 INPUT_MODES = (INPUT_FRAMES, INPUT_DIFFERENCES, INPUT_FRAMES_AND_DIFFERENCES, INPUT_DIFFERENCE_PAIRS)
-TWO_CHANNEL_MODES = (INPUT_FRAMES_AND_DIFFERENCES, INPUT_DIFFERENCE_PAIRS)
 # Preprocessing settings added after the first folds were written, with the value those folds
 # were made with. A fold file that does not record one of them was made with this value.
 PREPROCESSING_DEFAULTS = {"difference_blur": 0.0, "difference_gain": 1.0, "pair_step": 1, "difference_threshold": 0}
@@ -355,17 +355,17 @@ def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES, difference_
     """
     if input_mode not in INPUT_MODES:
         raise UcsdError(f"unknown VIDEO.INPUT {input_mode!r}; expected one of {list(INPUT_MODES)}")
-    if not 0 <= difference_threshold < MOVING_PIXEL:
+    if not 0 <= difference_threshold <= MAX_DIFFERENCE_THRESHOLD:
         raise UcsdError(f"{folder}: VIDEO.DIFFERENCE_THRESHOLD {difference_threshold} is outside "
-                        f"0..{MOVING_PIXEL - 1}. Set a grey level in that range, or 0 for no threshold")
+                        f"0..{MAX_DIFFERENCE_THRESHOLD}. Set a grey level in that range, or 0 for no threshold")
     if pair_step < 1:
         raise UcsdError(f"{folder}: VIDEO.PAIR_STEP {pair_step} is below 1. It counts the frames between the "
                         f"two differences, so set 1 or more")
-    two_channel = input_mode in TWO_CHANNEL_MODES
+    two_channel = input_mode in TWO_CHANNEL_INPUTS
     if two_channel != (channels == 2):
         raise UcsdError(f"VIDEO.INPUT {input_mode!r} with MODEL.INPUT_IMAGE_CHANNELS {channels}: the two-channel "
                         f"inputs need 2 channels, and 2 channels need VIDEO.INPUT "
-                        f"{' or '.join(repr(mode) for mode in TWO_CHANNEL_MODES)}")
+                        f"{' or '.join(repr(mode) for mode in TWO_CHANNEL_INPUTS)}")
     numbered = list_numbered_images(folder)
     check_frame_numbers([number for number, _ in numbered], folder)
     frames = []
@@ -393,7 +393,7 @@ def read_clip(folder, channels, size, grid, input_mode=INPUT_FRAMES, difference_
     else:
         if pair_step >= len(frames):
             raise UcsdError(f"{folder}: VIDEO.PAIR_STEP {pair_step} is not below the clip's {len(frames)} frames, so "
-                            f"every record would repeat frame 1's difference; use a smaller step")
+                            f"every record would repeat frame 1's difference. Use a smaller step")
         # (P, 1, S, S) difference patches of frame t and of frame t - pair_step -> (P, 2, S, S)
         patches = [np.concatenate([difference, earlier], axis=1)
                    for difference, earlier in zip(differences, earlier_differences(differences, pair_step))]
@@ -454,7 +454,8 @@ def load_ucsd(source, channels, size, grid, input_mode=INPUT_FRAMES, difference_
 
     ``input_mode`` is VIDEO.INPUT (one of INPUT_MODES), and ``difference_blur``,
     ``difference_gain``, ``pair_step`` and ``difference_threshold`` are VIDEO.DIFFERENCE_BLUR,
-    VIDEO.DIFFERENCE_GAIN, VIDEO.PAIR_STEP and VIDEO.DIFFERENCE_THRESHOLD; see ``read_clip``.
+    VIDEO.DIFFERENCE_GAIN, VIDEO.PAIR_STEP and VIDEO.DIFFERENCE_THRESHOLD, as ``read_clip``
+    describes.
 
     Raises UcsdError naming the clip when the ground truth does not match the test clips.
     """
